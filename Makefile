@@ -1,0 +1,57 @@
+# One entry point for set-up, the local stack, tests, the demo and the benchmarks.
+SHELL := /bin/bash
+PYTHON_BOOTSTRAP ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PYTHONPATH := $(CURDIR)
+export PYSPARK_PYTHON := $(CURDIR)/$(PY)
+export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(PY)
+PYTEST_ARGS ?=
+
+.PHONY: setup jars stack-up stack-down stack-status test test-unit test-integration test-chaos \
+        lint demo bench clean
+
+setup: $(VENV)/.installed jars ## venv, pinned Python packages and the Maven jars (idempotent)
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON_BOOTSTRAP) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+jars:
+	bash scripts/fetch_jars.sh
+
+stack-up: setup ## start Kafka (KRaft) and a Spark master with two workers
+	$(PY) -m tools.stack up
+
+stack-down: ## stop exactly what stack-up started (safe to run twice)
+	@if [ -x $(PY) ]; then $(PY) -m tools.stack down; else echo "stack: nothing to stop"; fi
+
+stack-status:
+	$(PY) -m tools.stack status
+
+lint: setup
+	$(PY) -m ruff check .
+
+test: setup ## unit + integration tests; integration tests start the stack once per session
+	$(PY) -m ruff check .
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: setup
+	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+
+test-integration: setup
+	$(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+test-chaos: setup
+	$(PY) -m pytest -m chaos $(PYTEST_ARGS)
+
+demo: setup ## the whole platform on the local stack, ending with a report of the outputs
+	$(PY) -m tools.demo $(DEMO_ARGS)
+
+bench: setup ## benchmarks; figures go to BENCHMARKS.md
+	$(PY) -m benchmarks.run $(BENCH_ARGS)
+
+clean: stack-down
+	rm -rf outputs checkpoints state logs .stack build

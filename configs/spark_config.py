@@ -1,0 +1,257 @@
+"""Typed settings of the platform, read from the environment (and an optional `.env` file).
+
+Every field maps to the environment variable of the same name in upper case, e.g.
+`kafka_bootstrap_servers` <- `KAFKA_BOOTSTRAP_SERVERS`. Tests build `Settings(...)` directly
+instead of patching globals. The job registry (which jobs exist, how they run, when and how they
+restart) lives in `configs/jobs.yaml` and is validated by `load_job_registry()`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from croniter import croniter
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+JOB_REGISTRY_PATH = PROJECT_ROOT / "configs" / "jobs.yaml"
+
+_DURATION = re.compile(r"^\d+\s+(second|minute|hour|day)s?$")
+_MEMORY = re.compile(r"^\d+[kmgt]$", re.IGNORECASE)
+_SECRET_KEY = re.compile(r"password|secret|jaas|token|key$|credential", re.IGNORECASE)
+
+TOPICS = ("app_events", "clickstream", "cdc_changes", "external_data")
+
+
+def _check_duration(value: str) -> str:
+    if not _DURATION.match(value.strip()):
+        raise ValueError(f"expected an interval such as '2 minutes', got {value!r}")
+    return value.strip()
+
+
+def _check_memory(value: str) -> str:
+    if not _MEMORY.match(value.strip()):
+        raise ValueError(f"expected a JVM memory size such as '512m' or '2g', got {value!r}")
+    return value.strip().lower()
+
+
+class Settings(BaseSettings):
+    """All operator-facing settings, with defaults sized for a 2-core, 24 GB machine."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    # Where things run and land
+    spark_master_url: str = "spark://127.0.0.1:7077"
+    app_name_prefix: str = "data-platform"
+    output_root: Path = PROJECT_ROOT / "outputs"
+    checkpoint_root: Path = PROJECT_ROOT / "checkpoints"
+    state_root: Path = PROJECT_ROOT / "state"
+    log_dir: Path = PROJECT_ROOT / "logs"
+    user_master_path: Path = PROJECT_ROOT / "data" / "user_master"
+    jars_dir: Path = PROJECT_ROOT / ".jars"
+
+    # Spark sizing
+    spark_driver_memory: str = "1g"
+    spark_executor_memory: str = "1g"
+    spark_executor_cores: int = Field(default=1, ge=1)
+    spark_cores_max: int = Field(default=2, ge=1)
+    spark_shuffle_partitions: int = Field(default=4, ge=1)
+    spark_log_level: str = "WARN"
+    spark_ui_enabled: bool = True
+
+    # Streaming
+    trigger_interval: str = "10 seconds"
+    stop_timeout_seconds: float = Field(default=60.0, gt=0)
+    output_format: Literal["parquet", "csv"] = "parquet"
+
+    # Kafka
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    # Extra consumer/producer options passed through as `kafka.<name>`, JSON object, e.g.
+    # {"security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN", "sasl.jaas.config": "..."}
+    kafka_extra_options: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    kafka_starting_offsets: str = "earliest"
+    kafka_max_offsets_per_trigger: int | None = Field(default=200_000, ge=1)
+    kafka_fail_on_data_loss: bool = True
+    kafka_topic_partitions: int = Field(default=2, ge=1)
+    topic_app_events: str = "app_events"
+    topic_clickstream: str = "clickstream"
+    topic_cdc_changes: str = "cdc_changes"
+    topic_external_data: str = "external_data"
+
+    # Per-job event-time settings
+    event_aggregation_window: str = "1 minute"
+    event_aggregation_watermark: str = "2 minutes"
+    clickstream_session_gap: str = "30 minutes"
+    clickstream_watermark: str = "5 minutes"
+    cdc_summary_window: str = "1 minute"
+    cdc_watermark: str = "2 minutes"
+    enrichment_watermark: str = "10 minutes"
+    user_master_refresh_seconds: int = Field(default=300, ge=1)
+
+    @field_validator("kafka_extra_options", mode="before")
+    @classmethod
+    def _parse_extra_options(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"KAFKA_EXTRA_OPTIONS must be a JSON object: {exc}") from exc
+        if isinstance(value, dict):
+            return {str(k).removeprefix("kafka."): str(v) for k, v in value.items()}
+        return value
+
+    @field_validator(
+        "trigger_interval",
+        "event_aggregation_window",
+        "event_aggregation_watermark",
+        "clickstream_session_gap",
+        "clickstream_watermark",
+        "cdc_summary_window",
+        "cdc_watermark",
+        "enrichment_watermark",
+    )
+    @classmethod
+    def _durations(cls, value: str) -> str:
+        return _check_duration(value)
+
+    @field_validator("spark_driver_memory", "spark_executor_memory")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        return _check_memory(value)
+
+    @field_validator("kafka_starting_offsets")
+    @classmethod
+    def _offsets(cls, value: str) -> str:
+        if value not in ("earliest", "latest") and not value.lstrip().startswith("{"):
+            raise ValueError("expected 'earliest', 'latest' or a JSON offsets object")
+        return value
+
+    @property
+    def topics(self) -> dict[str, str]:
+        """Contract topic name -> configured Kafka topic."""
+        return {
+            "app_events": self.topic_app_events,
+            "clickstream": self.topic_clickstream,
+            "cdc_changes": self.topic_cdc_changes,
+            "external_data": self.topic_external_data,
+        }
+
+    def kafka_options(self) -> dict[str, str]:
+        """Options for the Spark Kafka source/sink, `kafka.`-prefixed where Kafka expects it."""
+        options = {"kafka.bootstrap.servers": self.kafka_bootstrap_servers}
+        options.update({f"kafka.{k}": v for k, v in self.kafka_extra_options.items()})
+        return options
+
+    def redacted(self) -> dict[str, object]:
+        """The settings as a dict fit for logs: secret-looking Kafka options are masked."""
+        data = self.model_dump(mode="json")
+        data["kafka_extra_options"] = {
+            k: ("***" if _SECRET_KEY.search(k) else v) for k, v in self.kafka_extra_options.items()
+        }
+        return data
+
+    def dataset_path(self, name: str) -> str:
+        return str(self.output_root / name)
+
+    def quarantine_path(self, topic: str) -> str:
+        return str(self.output_root / "_quarantine" / topic)
+
+    def checkpoint_path(self, job: str, query: str) -> str:
+        return str(self.checkpoint_root / job / query)
+
+
+class SettingsError(ValueError):
+    """A setting from the environment is invalid; the message names the variable."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, turning validation errors into readable ones."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+        )
+        raise SettingsError(f"invalid settings: {problems}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return load_settings()
+
+
+class RestartPolicy(BaseModel):
+    """When and how the orchestrator restarts a job (supervisord-style)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    autorestart: Literal["always", "on-failure", "never"] = "on-failure"
+    start_seconds: float = Field(default=20.0, ge=0)
+    backoff_initial_seconds: float = Field(default=5.0, gt=0)
+    backoff_max_seconds: float = Field(default=300.0, gt=0)
+    backoff_multiplier: float = Field(default=2.0, ge=1)
+    stable_seconds: float = Field(default=300.0, ge=0)
+    max_consecutive_failures: int = Field(default=5, ge=1)
+    stop_timeout_seconds: float = Field(default=60.0, gt=0)
+    stale_progress_triggers: int = Field(default=12, ge=1)
+
+
+class JobSpec(BaseModel):
+    """One entry of the job registry."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    kind: Literal["streaming", "batch"]
+    script: str
+    description: str = ""
+    args: tuple[str, ...] = ()
+    # Batch only: a cron expression (UTC) and the interval a run covers.
+    schedule: str | None = None
+    interval: Literal["hour", "day"] | None = None
+    restart: RestartPolicy = RestartPolicy()
+    enabled: bool = True
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None and not croniter.is_valid(value):
+            raise ValueError(f"invalid cron expression {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _batch_needs_schedule(self) -> JobSpec:
+        if self.kind == "batch" and (self.schedule is None or self.interval is None):
+            raise ValueError(f"batch job {self.name!r} needs a schedule and an interval")
+        if not (PROJECT_ROOT / self.script).is_file():
+            raise ValueError(f"job {self.name!r}: script {self.script!r} does not exist")
+        return self
+
+    @property
+    def script_path(self) -> Path:
+        return PROJECT_ROOT / self.script
+
+
+def load_job_registry(path: Path = JOB_REGISTRY_PATH) -> dict[str, JobSpec]:
+    """Read and validate the job registry: the one list of jobs the orchestrator runs."""
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    defaults = raw.get("defaults", {})
+    jobs: dict[str, JobSpec] = {}
+    for name, spec in (raw.get("jobs") or {}).items():
+        restart = {**defaults.get("restart", {}), **(spec.pop("restart", None) or {})}
+        jobs[name] = JobSpec(name=name, restart=RestartPolicy(**restart), **spec)
+    return jobs

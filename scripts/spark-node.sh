@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Run one Spark standalone daemon in the foreground, with the spark-class shipped in the pyspark
+# package. Used by the native local stack (tools/stack.py) and by the containers alike.
+#   scripts/spark-node.sh master
+#   scripts/spark-node.sh worker <N>    (N picks the default UI port: 8080 + N)
+set -euo pipefail
+role=${1:?usage: spark-node.sh master|worker N}
+PYTHON=${PYTHON:-python3}
+SPARK_HOME=${SPARK_HOME:-$("$PYTHON" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')}
+export SPARK_HOME
+export SPARK_DAEMON_MEMORY=${SPARK_DAEMON_MEMORY:-512m}
+# Daemons log to stdout; the caller redirects it to a file (native) or the container log.
+export SPARK_NO_DAEMONIZE=1
+
+SPARK_MASTER_HOST=${SPARK_MASTER_HOST:-127.0.0.1}
+SPARK_MASTER_PORT=${SPARK_MASTER_PORT:-7077}
+SPARK_MASTER_WEBUI_PORT=${SPARK_MASTER_WEBUI_PORT:-8080}
+SPARK_MASTER_URL=${SPARK_MASTER_URL:-spark://$SPARK_MASTER_HOST:$SPARK_MASTER_PORT}
+
+case "$role" in
+  master)
+    export SPARK_LOCAL_IP=${SPARK_LOCAL_IP:-$SPARK_MASTER_HOST}
+    exec "$SPARK_HOME/bin/spark-class" org.apache.spark.deploy.master.Master \
+      --host "$SPARK_MASTER_HOST" --port "$SPARK_MASTER_PORT" \
+      --webui-port "$SPARK_MASTER_WEBUI_PORT"
+    ;;
+  worker)
+    n=${2:-1}
+    host=${SPARK_WORKER_HOST:-127.0.0.1}
+    export SPARK_LOCAL_IP=${SPARK_LOCAL_IP:-$host}
+    webui_port=${SPARK_WORKER_WEBUI_PORT:-$((8080 + n))}
+    work_dir=${SPARK_WORKER_DIR:-.stack/spark/worker-$n}
+    mkdir -p "$work_dir"
+    exec "$SPARK_HOME/bin/spark-class" org.apache.spark.deploy.worker.Worker \
+      --host "$host" \
+      --cores "${SPARK_WORKER_CORES:-4}" --memory "${SPARK_WORKER_MEMORY:-3g}" \
+      --webui-port "$webui_port" --work-dir "$work_dir" \
+      "$SPARK_MASTER_URL"
+    ;;
+  *)
+    echo "spark-node.sh: unknown role '$role' (expected master or worker)" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,431 @@
+"""Spark session, Kafka/file stream I/O, topic schemas and progress logging shared by all jobs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
+
+from configs.logging_config import ContextLogger, get_logger
+from configs.spark_config import PROJECT_ROOT, Settings, get_settings
+
+# --- Topic schemas (../shared/CONTRACT.md §1) --------------------------------------------------
+# Timestamps arrive as ISO-8601 strings and are parsed (and validated) separately, so that an
+# unparseable one can be quarantined with its own reason.
+
+DEVICE_SCHEMA = T.StructType(
+    [T.StructField(n, T.StringType()) for n in ("type", "os", "model")]
+)
+LOCATION_SCHEMA = T.StructType(
+    [T.StructField("country", T.StringType()), T.StructField("city", T.StringType())]
+)
+
+APP_EVENTS_SCHEMA = T.StructType(
+    [
+        T.StructField("event_id", T.StringType(), False),
+        T.StructField("event_type", T.StringType(), False),
+        T.StructField("user_id", T.StringType(), False),
+        T.StructField("session_id", T.StringType(), False),
+        T.StructField("app_type", T.StringType(), False),
+        T.StructField("event_timestamp", T.StringType(), False),
+        T.StructField("device", DEVICE_SCHEMA),
+        T.StructField("location", LOCATION_SCHEMA),
+        T.StructField("properties", T.MapType(T.StringType(), T.StringType())),
+        T.StructField("revenue", T.DoubleType()),
+    ]
+)
+
+CLICKSTREAM_SCHEMA = T.StructType(
+    [
+        T.StructField("click_id", T.StringType(), False),
+        T.StructField("session_id", T.StringType(), False),
+        T.StructField("user_id", T.StringType(), False),
+        T.StructField("page_url", T.StringType(), False),
+        T.StructField("referrer_url", T.StringType()),
+        T.StructField("element_id", T.StringType()),
+        T.StructField("app_type", T.StringType(), False),
+        T.StructField("event_timestamp", T.StringType(), False),
+    ]
+)
+
+# `payload` is any JSON value; it is kept as its JSON text (payload_json in the output).
+EXTERNAL_DATA_SCHEMA = T.StructType(
+    [
+        T.StructField("record_id", T.StringType(), False),
+        T.StructField("source", T.StringType(), False),
+        T.StructField("fetched_at", T.StringType(), False),
+        T.StructField("payload", T.StringType(), False),
+    ]
+)
+
+# The Debezium envelope; before/after rows are table-specific, so they stay JSON text.
+DEBEZIUM_SOURCE_SCHEMA = T.StructType(
+    [
+        T.StructField("version", T.StringType()),
+        T.StructField("connector", T.StringType()),
+        T.StructField("name", T.StringType()),
+        T.StructField("ts_ms", T.LongType()),
+        T.StructField("snapshot", T.StringType()),
+        T.StructField("db", T.StringType()),
+        T.StructField("schema", T.StringType()),
+        T.StructField("table", T.StringType()),
+        T.StructField("txId", T.LongType()),
+        T.StructField("lsn", T.LongType()),
+    ]
+)
+CDC_ENVELOPE_SCHEMA = T.StructType(
+    [
+        T.StructField("before", T.StringType()),
+        T.StructField("after", T.StringType()),
+        T.StructField("source", DEBEZIUM_SOURCE_SCHEMA),
+        T.StructField("op", T.StringType()),
+        T.StructField("ts_ms", T.LongType()),
+        T.StructField("transaction", T.StringType()),
+    ]
+)
+
+TOPIC_SCHEMAS: dict[str, T.StructType] = {
+    "app_events": APP_EVENTS_SCHEMA,
+    "clickstream": CLICKSTREAM_SCHEMA,
+    "external_data": EXTERNAL_DATA_SCHEMA,
+    "cdc_changes": CDC_ENVELOPE_SCHEMA,
+}
+
+QUARANTINE_COLUMNS = ("topic", "partition", "offset", "kafka_timestamp", "raw_value", "error")
+
+_log = get_logger(__name__)
+
+
+# --- Session -------------------------------------------------------------------------------------
+
+
+def connector_jars(settings: Settings) -> list[str]:
+    """The Spark-Kafka connector jars resolved by `make setup` (scripts/fetch_jars.sh)."""
+    jars = sorted(str(p) for p in (settings.jars_dir / "spark").glob("*.jar"))
+    if not jars:
+        raise FileNotFoundError(
+            f"no connector jars under {settings.jars_dir / 'spark'}; run 'make setup' first"
+        )
+    return jars
+
+
+def spark_conf(app_name: str, settings: Settings, *, streaming: bool) -> dict[str, str]:
+    """The Spark configuration every job starts from (sized for a 2-core box by default)."""
+    conf = {
+        "spark.app.name": f"{settings.app_name_prefix}-{app_name}",
+        "spark.jars": ",".join(connector_jars(settings)),
+        "spark.driver.memory": settings.spark_driver_memory,
+        "spark.executor.memory": settings.spark_executor_memory,
+        "spark.executor.cores": str(settings.spark_executor_cores),
+        "spark.cores.max": str(settings.spark_cores_max),
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.adaptive.enabled": "true",
+        "spark.sql.adaptive.coalescePartitions.enabled": "true",
+        "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
+        "spark.sql.sources.partitionOverwriteMode": "dynamic",
+        "spark.sql.parquet.compression.codec": "snappy",
+        "spark.ui.enabled": str(settings.spark_ui_enabled).lower(),
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.host": os.environ.get("SPARK_DRIVER_HOST", "127.0.0.1"),
+        "spark.driver.bindAddress": os.environ.get("SPARK_DRIVER_BIND_ADDRESS", "127.0.0.1"),
+        # Executors import nothing from the project today (no Python UDFs), but keep the code
+        # importable there: the same path on every node (native stack and containers alike).
+        "spark.pyspark.python": os.environ.get("PYSPARK_PYTHON", sys.executable),
+        "spark.executorEnv.PYTHONPATH": str(PROJECT_ROOT),
+    }
+    if streaming:
+        conf.update(
+            {
+                "spark.sql.streaming.stateStore.providerClass": (
+                    "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+                ),
+                "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
+                "spark.sql.streaming.metricsEnabled": "true",
+                # Adaptive execution does not apply to stateful streaming; the state store has
+                # as many partitions as shuffle partitions, fixed at the first checkpoint.
+                "spark.sql.streaming.noDataMicroBatches.enabled": "true",
+            }
+        )
+    return conf
+
+
+def create_spark_session(
+    app_name: str,
+    settings: Settings | None = None,
+    *,
+    streaming: bool = False,
+    master: str | None = None,
+    extra_conf: dict[str, str] | None = None,
+) -> SparkSession:
+    """Build (or reuse) the SparkSession of a job.
+
+    Under `spark-submit` the master given on its command line wins; run as a plain Python
+    script, the session goes to `SPARK_MASTER_URL` (or `master`).
+    """
+    settings = settings or get_settings()
+    builder = SparkSession.builder
+    for key, value in {**spark_conf(app_name, settings, streaming=streaming),
+                       **(extra_conf or {})}.items():
+        builder = builder.config(key, value)
+    if master or "PYSPARK_GATEWAY_PORT" not in os.environ:
+        builder = builder.master(master or settings.spark_master_url)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(settings.spark_log_level)
+    return spark
+
+
+# --- Kafka and file streams ----------------------------------------------------------------------
+
+
+def read_kafka_stream(
+    spark: SparkSession,
+    topic: str,
+    settings: Settings,
+    *,
+    starting_offsets: str | None = None,
+    max_offsets_per_trigger: int | None = None,
+) -> DataFrame:
+    """A streaming DataFrame over one topic: key, value (binary), topic, partition, offset, timestamp."""
+    reader = (
+        spark.readStream.format("kafka")
+        .options(**settings.kafka_options())
+        .option("subscribe", topic)
+        .option("startingOffsets", starting_offsets or settings.kafka_starting_offsets)
+        .option("failOnDataLoss", str(settings.kafka_fail_on_data_loss).lower())
+        .option("includeHeaders", "false")
+    )
+    limit = max_offsets_per_trigger or settings.kafka_max_offsets_per_trigger
+    if limit:
+        reader = reader.option("maxOffsetsPerTrigger", str(limit))
+    return reader.load()
+
+
+def read_kafka_batch(spark: SparkSession, topic: str, settings: Settings) -> DataFrame:
+    """Everything currently on a topic, as a batch DataFrame (tests, benchmarks, audits)."""
+    return (
+        spark.read.format("kafka")
+        .options(**settings.kafka_options())
+        .option("subscribe", topic)
+        .option("startingOffsets", "earliest")
+        .option("endingOffsets", "latest")
+        .option("failOnDataLoss", str(settings.kafka_fail_on_data_loss).lower())
+        .load()
+    )
+
+
+def _start(writer, *, checkpoint_location: str, query_name: str, settings: Settings,
+           available_now: bool, path: str | None = None) -> StreamingQuery:
+    if not checkpoint_location:
+        raise ValueError("checkpoint_location is required: outputs must be exactly-once")
+    writer = writer.option("checkpointLocation", checkpoint_location).queryName(query_name)
+    if available_now:
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=settings.trigger_interval)
+    return writer.start(path) if path else writer.start()
+
+
+def write_file_stream(
+    df: DataFrame,
+    *,
+    path: str,
+    checkpoint_location: str,
+    query_name: str,
+    settings: Settings,
+    fmt: str = "parquet",
+    partition_by: Sequence[str] = (),
+    available_now: bool = False,
+    options: dict[str, str] | None = None,
+) -> StreamingQuery:
+    """Append a stream to a checkpointed file sink (exactly-once per input record)."""
+    writer = df.writeStream.format(fmt).outputMode("append").options(**(options or {}))
+    if partition_by:
+        writer = writer.partitionBy(*partition_by)
+    return _start(writer, checkpoint_location=checkpoint_location, query_name=query_name,
+                  settings=settings, available_now=available_now, path=path)
+
+
+def write_parquet_stream(df: DataFrame, **kwargs: Any) -> StreamingQuery:
+    return write_file_stream(df, fmt="parquet", **kwargs)
+
+
+def write_csv_stream(df: DataFrame, **kwargs: Any) -> StreamingQuery:
+    return write_file_stream(df, fmt="csv", options={"header": "true"}, **kwargs)
+
+
+def write_kafka_stream(
+    df: DataFrame,
+    *,
+    topic: str,
+    checkpoint_location: str,
+    query_name: str,
+    settings: Settings,
+    available_now: bool = False,
+) -> StreamingQuery:
+    """Write a stream with `key` and `value` columns to a Kafka topic (at-least-once)."""
+    writer = df.writeStream.format("kafka").options(**settings.kafka_options()).option("topic", topic)
+    return _start(writer, checkpoint_location=checkpoint_location, query_name=query_name,
+                  settings=settings, available_now=available_now)
+
+
+# --- Progress logging and graceful stop ----------------------------------------------------------
+
+
+def progress_record(progress: Any) -> dict[str, Any]:
+    """The fields of a StreamingQueryProgress that operators watch, as a flat dict."""
+    state_ops = progress.stateOperators or []
+    observed = {}
+    for name, row in (progress.observedMetrics or {}).items():
+        observed.update({f"{name}.{k}": v for k, v in row.asDict().items()})
+    return {
+        "query_name": progress.name,
+        "query_id": str(progress.id),
+        "run_id": str(progress.runId),
+        "batch_id": progress.batchId,
+        "input_rows": progress.numInputRows,
+        "input_rows_per_second": progress.inputRowsPerSecond,
+        "processed_rows_per_second": progress.processedRowsPerSecond,
+        "batch_duration_ms": (progress.durationMs or {}).get("triggerExecution"),
+        "watermark": (progress.eventTime or {}).get("watermark"),
+        "state_rows": sum(op.numRowsTotal for op in state_ops),
+        "rows_dropped_by_watermark": sum(op.numRowsDroppedByWatermark for op in state_ops),
+        "sink_rows": progress.sink.numOutputRows if progress.sink else None,
+        **observed,
+    }
+
+
+class ProgressLogger(StreamingQueryListener):
+    """Logs each micro-batch's progress as one JSON record, and remembers the last one.
+
+    `progress_file`, when given, is rewritten with the latest progress per query so that a
+    supervisor can watch staleness without talking to the driver.
+    """
+
+    def __init__(self, log: ContextLogger, progress_file: Path | None = None):
+        super().__init__()
+        self.log = log
+        self.progress_file = progress_file
+        self.latest: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def onQueryStarted(self, event: Any) -> None:
+        self.log.info("query started", extra={"query_id": str(event.id), "query_name": event.name})
+
+    def onQueryProgress(self, event: Any) -> None:
+        record = progress_record(event.progress)
+        self.log.bind(query_id=record["query_id"], batch_id=record["batch_id"]).info(
+            "batch progress", extra=record
+        )
+        with self._lock:
+            self.latest[record["query_name"] or record["query_id"]] = {
+                **record, "logged_at": time.time()}
+            if self.progress_file:
+                tmp = self.progress_file.with_suffix(".tmp")
+                tmp.write_text(json.dumps(self.latest, default=str))
+                tmp.replace(self.progress_file)
+
+    def onQueryIdle(self, event: Any) -> None:
+        with self._lock:
+            for record in self.latest.values():
+                if record["query_id"] == str(event.id):
+                    record["logged_at"] = time.time()
+
+    def onQueryTerminated(self, event: Any) -> None:
+        extra = {"query_id": str(event.id), "exception": event.exception}
+        if event.exception:
+            self.log.error("query failed", extra=extra)
+        else:
+            self.log.info("query terminated", extra=extra)
+
+
+class GracefulStop:
+    """Turns SIGTERM/SIGINT into a request to stop after the running micro-batch."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+
+    def install(self) -> GracefulStop:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        self.requested.set()
+
+
+def run_until_stopped(
+    queries: Iterable[StreamingQuery],
+    log: ContextLogger,
+    *,
+    stop_timeout: float,
+    stopper: GracefulStop | None = None,
+) -> int:
+    """Wait for the queries; on a stop request let each finish its batch, then stop them.
+
+    Returns the process exit code: 0 when every query ended cleanly (or was asked to stop),
+    1 when one failed (the others are stopped too, so the supervisor restarts the whole job).
+    """
+    queries = list(queries)
+    stopper = stopper or GracefulStop().install()
+    failed = False
+    while any(q.isActive for q in queries) and not stopper.requested.is_set():
+        for query in queries:
+            if not query.isActive and query.exception() is not None:
+                failed = True
+        if failed:
+            break
+        time.sleep(0.5)
+    for query in queries:
+        if not query.isActive and query.exception() is not None:
+            failed = True
+            log.error("query %s failed: %s", query.name, query.exception())
+    if stopper.requested.is_set() or failed:
+        deadline = time.monotonic() + stop_timeout
+        for query in queries:
+            while query.isActive and query.status["isTriggerActive"] and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if query.isActive:
+                query.stop()
+        log.info("stopped on request" if not failed else "stopped after a query failure")
+    return 1 if failed else 0
+
+
+# --- spark-submit ----------------------------------------------------------------------------------
+
+
+def spark_home() -> Path:
+    """The Spark distribution inside the pinned pyspark package."""
+    import pyspark
+
+    return Path(os.environ.get("SPARK_HOME") or Path(pyspark.__file__).parent)
+
+
+def spark_submit_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for a `spark-submit` child: the venv's Python and the project on the path."""
+    env = dict(os.environ if base is None else base)
+    env.setdefault("SPARK_HOME", str(spark_home()))
+    env.setdefault("PYSPARK_PYTHON", sys.executable)
+    env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    path = env.get("PYTHONPATH", "")
+    if str(PROJECT_ROOT) not in path.split(os.pathsep):
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), path) if p)
+    return env
+
+
+def spark_submit_command(script: Path | str, args: Sequence[str] = (), *, master: str,
+                         conf: dict[str, str] | None = None) -> list[str]:
+    """The `spark-submit` command line for a job script on `master`."""
+    cmd = [str(spark_home() / "bin" / "spark-submit"), "--master", master]
+    for key, value in (conf or {}).items():
+        cmd += ["--conf", f"{key}={value}"]
+    return [*cmd, str(script), *args]
