@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -278,7 +277,7 @@ def write_kafka_stream(
                   settings=settings, available_now=available_now)
 
 
-# --- Progress logging and graceful stop ----------------------------------------------------------
+# --- Progress logging ----------------------------------------------------------
 
 
 def progress_record(progress: Any) -> dict[str, Any]:
@@ -290,7 +289,7 @@ def progress_record(progress: Any) -> dict[str, Any]:
     return {
         "query_name": progress.name,
         "query_id": str(progress.id),
-        "run_id": str(progress.runId),
+        "query_run_id": str(progress.runId),
         "batch_id": progress.batchId,
         "input_rows": progress.numInputRows,
         "input_rows_per_second": progress.inputRowsPerSecond,
@@ -346,58 +345,6 @@ class ProgressLogger(StreamingQueryListener):
             self.log.error("query failed", extra=extra)
         else:
             self.log.info("query terminated", extra=extra)
-
-
-class GracefulStop:
-    """Turns SIGTERM/SIGINT into a request to stop after the running micro-batch."""
-
-    def __init__(self) -> None:
-        self.requested = threading.Event()
-
-    def install(self) -> GracefulStop:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, _frame: Any) -> None:
-        self.requested.set()
-
-
-def run_until_stopped(
-    queries: Iterable[StreamingQuery],
-    log: ContextLogger,
-    *,
-    stop_timeout: float,
-    stopper: GracefulStop | None = None,
-) -> int:
-    """Wait for the queries; on a stop request let each finish its batch, then stop them.
-
-    Returns the process exit code: 0 when every query ended cleanly (or was asked to stop),
-    1 when one failed (the others are stopped too, so the supervisor restarts the whole job).
-    """
-    queries = list(queries)
-    stopper = stopper or GracefulStop().install()
-    failed = False
-    while any(q.isActive for q in queries) and not stopper.requested.is_set():
-        for query in queries:
-            if not query.isActive and query.exception() is not None:
-                failed = True
-        if failed:
-            break
-        time.sleep(0.5)
-    for query in queries:
-        if not query.isActive and query.exception() is not None:
-            failed = True
-            log.error("query %s failed: %s", query.name, query.exception())
-    if stopper.requested.is_set() or failed:
-        deadline = time.monotonic() + stop_timeout
-        for query in queries:
-            while query.isActive and query.status["isTriggerActive"] and time.monotonic() < deadline:
-                time.sleep(0.2)
-            if query.isActive:
-                query.stop()
-        log.info("stopped on request" if not failed else "stopped after a query failure")
-    return 1 if failed else 0
 
 
 # --- spark-submit ----------------------------------------------------------------------------------

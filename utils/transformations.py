@@ -152,6 +152,13 @@ def parse_kafka_value_json(df: DataFrame, spec: RecordSpec) -> tuple[DataFrame, 
     return filter_valid_records(checked), to_quarantine(checked)
 
 
+def count_records(df: DataFrame, name: str) -> DataFrame:
+    """Observe (per micro-batch, in the progress log) how many records pass and how many are bad."""
+    require_columns(df, "_error")
+    return df.observe(name, F.count(F.lit(1)).alias("records"),
+                      F.sum(F.col("_error").isNotNull().cast("long")).alias("quarantined"))
+
+
 def filter_valid_records(df: DataFrame) -> DataFrame:
     """Rows whose validation found nothing wrong."""
     require_columns(df, "_error")

@@ -94,7 +94,7 @@ def _stack_cli(stack_dir: Path, *args: str, extra_env: dict | None = None):
            "STACK_LOG_DIR": str(stack_dir / "logs"),
            "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:19092",
            "SPARK_WORKER_MEMORY": "512m", **(extra_env or {})}
-    return subprocess.run([sys.executable, "-m", "tools.stack", *args], cwd=PROJECT_ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "tools.stack", *args], check=False, cwd=PROJECT_ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
 
 

@@ -1,0 +1,192 @@
+"""Usage: python -m tools.generate_events [--app-events N] [--seed S] [--start ISO] [options]
+
+Produce a seeded, realistic stream to the four contract topics (app_events, clickstream,
+cdc_changes, external_data), write the user master data the enrichment job reads, and optionally
+the ground truth (every record produced, with its kind) as JSON Lines for independent checks.
+
+Delivery is `acks=all` with retries and a final flush; any failed delivery exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from dateutil import parser as dtparser
+
+from configs.spark_config import load_settings
+from tools.world import Record, World, WorldOptions
+
+
+def _rate(value: str) -> float:
+    try:
+        rate = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not 0.0 <= rate <= 0.5:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 0.5, got {rate}")
+    return rate
+
+
+def _positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {n}")
+    return n
+
+
+def _timestamp(value: str) -> datetime:
+    try:
+        ts = dtparser.isoparse(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 timestamp: {value!r}") from None
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m tools.generate_events",
+                                description=__doc__.split("\n\n")[1])
+    p.add_argument("--app-events", type=_positive_int, default=10_000,
+                   help="how many app events to generate (other topics follow; default 10000)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--users", type=_positive_int, default=500)
+    p.add_argument("--start", type=_timestamp, default=None,
+                   help="event time of the first record (default: the start of the current hour "
+                        "minus the span the stream will cover)")
+    p.add_argument("--sessions-per-minute", type=float, default=20.0,
+                   help="density of sessions in event time; with --app-events it sets the span")
+    p.add_argument("--malformed-rate", type=_rate, default=0.0)
+    p.add_argument("--duplicate-rate", type=_rate, default=0.0)
+    p.add_argument("--late-rate", type=_rate, default=0.0)
+    p.add_argument("--late-delay-minutes", type=float, default=60.0,
+                   help="how far behind the stream a late record arrives (event time)")
+    p.add_argument("--rate", type=float, default=0.0, help="records/s to produce (0 = as fast as possible)")
+    p.add_argument("--truth-dir", type=Path, default=None, help="write ground-truth JSON Lines here")
+    p.add_argument("--user-master-path", type=Path, default=None,
+                   help="where to write the user master Parquet (default: USER_MASTER_PATH)")
+    p.add_argument("--no-kafka", action="store_true", help="do not produce; only truth and master data")
+    p.add_argument("--bootstrap-servers", default=None, help="default: KAFKA_BOOTSTRAP_SERVERS")
+    p.add_argument("--topic-prefix", default="", help="prefix for the topic names (tests)")
+    return p
+
+
+def options_from_args(args: argparse.Namespace) -> WorldOptions:
+    start = args.start
+    if start is None:
+        span = timedelta(minutes=args.app_events / 7.0 / args.sessions_per_minute)
+        hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        start = hour - span
+    return WorldOptions(
+        seed=args.seed, users=args.users, app_events=args.app_events, start=start,
+        sessions_per_minute=args.sessions_per_minute, malformed_rate=args.malformed_rate,
+        duplicate_rate=args.duplicate_rate, late_rate=args.late_rate,
+        late_delay=timedelta(minutes=args.late_delay_minutes),
+    )
+
+
+class Producer:
+    """kafka-python producer tuned for throughput without loss (acks=all, retries, snappy)."""
+
+    def __init__(self, bootstrap: str, extra: dict[str, str]):
+        from kafka import KafkaProducer
+
+        self.failures = 0
+        self.first_error: str | None = None
+        self._producer = KafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", retries=10, linger_ms=20,
+            batch_size=512 * 1024, compression_type="snappy", max_request_size=4 * 1024 * 1024,
+            enable_idempotence=True,
+            **{k.replace(".", "_"): v for k, v in extra.items()},
+        )
+
+    def _failed(self, exc: BaseException) -> None:
+        self.failures += 1
+        self.first_error = self.first_error or repr(exc)
+
+    def send(self, topic: str, record: Record) -> None:
+        self._producer.send(topic, key=record.key, value=record.value).add_errback(self._failed)
+
+    def close(self) -> None:
+        self._producer.flush()
+        self._producer.close()
+
+
+def write_user_master(world: World, path: Path) -> None:
+    import pandas as pd
+
+    path.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(world.user_master_rows())
+    frame["signup_date"] = pd.to_datetime(frame["signup_date"]).dt.date
+    tmp = path / "users.parquet.tmp"
+    frame.to_parquet(tmp, index=False)
+    tmp.replace(path / "users.parquet")
+
+
+def run(args: argparse.Namespace) -> dict:
+    settings = load_settings()
+    world = World(options_from_args(args))
+    write_user_master(world, args.user_master_path or settings.user_master_path)
+    topics = {name: args.topic_prefix + real for name, real in settings.topics.items()}
+    producer = None if args.no_kafka else Producer(
+        args.bootstrap_servers or settings.kafka_bootstrap_servers, settings.kafka_extra_options)
+    truth = {}
+    if args.truth_dir:
+        args.truth_dir.mkdir(parents=True, exist_ok=True)
+        truth = {t: (args.truth_dir / f"{t}.jsonl").open("w", encoding="utf-8") for t in topics}
+    started = time.monotonic()
+    last_report = started
+    n = 0
+    try:
+        for record in world.records():
+            if producer:
+                producer.send(topics[record.topic], record)
+            if truth:
+                truth[record.topic].write(record.truth_line() + "\n")
+            n += 1
+            if args.rate and n % 100 == 0:
+                ahead = n / args.rate - (time.monotonic() - started)
+                if ahead > 0:
+                    time.sleep(ahead)
+            now = time.monotonic()
+            if now - last_report >= 5:
+                print(f"generate_events: {n} records, {n / (now - started):,.0f} records/s",
+                      file=sys.stderr, flush=True)
+                last_report = now
+    finally:
+        for f in truth.values():
+            f.close()
+        if producer:
+            producer.close()
+    elapsed = time.monotonic() - started
+    summary = {
+        "records": n, "seconds": round(elapsed, 3), "records_per_second": round(n / elapsed, 1),
+        "counts": dict(sorted(world.counts.items())), "start": world.o.start.isoformat(),
+        "failures": producer.failures if producer else 0, "topics": topics,
+    }
+    if args.truth_dir:
+        (args.truth_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    if producer and producer.failures:
+        summary["first_error"] = producer.first_error
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    summary = run(args)
+    print(json.dumps(summary))
+    if summary["failures"]:
+        print(f"generate_events: {summary['failures']} records were not delivered: "
+              f"{summary.get('first_error')}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

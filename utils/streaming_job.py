@@ -1,0 +1,151 @@
+"""The life cycle every streaming job shares: arguments, settings, logging, session, listener,
+graceful stop on SIGTERM/SIGINT, and periodic restarts of queries whose static inputs changed.
+
+A job script only says what its queries are:
+
+    def build(spark, settings, available_now) -> list[QuerySpec]: ...
+    if __name__ == "__main__":
+        sys.exit(run_streaming_job("event_aggregation", build, __doc__))
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark.sql import SparkSession
+from pyspark.sql.streaming import StreamingQuery
+
+from configs.logging_config import ContextLogger, configure_logging
+from configs.spark_config import Settings, SettingsError, load_settings
+from utils.spark_utils import ProgressLogger, create_spark_session
+
+
+@dataclass
+class QuerySpec:
+    """One streaming query of a job, restartable from its checkpoint."""
+
+    name: str
+    start: Callable[[], StreamingQuery]
+    # When given, polled every `refresh_seconds`; a new value restarts the query (after its
+    # running batch) so that it re-reads static inputs such as master data.
+    refresh_signature: Callable[[], Hashable] | None = None
+
+
+class GracefulStop:
+    """Turns SIGTERM/SIGINT into a request to stop after the running micro-batch."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+
+    def install(self) -> GracefulStop:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, _signum: int, _frame: Any) -> None:
+        self.requested.set()
+
+
+def stop_after_batch(query: StreamingQuery, deadline: float) -> None:
+    """Let the running micro-batch finish (until `deadline`), then stop the query."""
+    while query.isActive and query.status["isTriggerActive"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if query.isActive:
+        query.stop()
+
+
+class QueryRunner:
+    """Runs a job's queries until they finish (available-now), fail, or a stop is requested."""
+
+    def __init__(self, specs: list[QuerySpec], log: ContextLogger, *, stop_timeout: float,
+                 refresh_seconds: float, stopper: GracefulStop):
+        self.specs = specs
+        self.log = log
+        self.stop_timeout = stop_timeout
+        self.refresh_seconds = refresh_seconds
+        self.stopper = stopper
+        self.queries: dict[str, StreamingQuery] = {}
+        self.signatures: dict[str, Hashable] = {}
+
+    def start_all(self) -> None:
+        for spec in self.specs:
+            if spec.refresh_signature:
+                self.signatures[spec.name] = spec.refresh_signature()
+            self.queries[spec.name] = spec.start()
+
+    def _failed(self) -> list[str]:
+        return [n for n, q in self.queries.items() if not q.isActive and q.exception() is not None]
+
+    def _refresh(self) -> None:
+        for spec in self.specs:
+            if not spec.refresh_signature or not self.queries[spec.name].isActive:
+                continue
+            signature = spec.refresh_signature()
+            if signature != self.signatures[spec.name]:
+                self.log.info("static input changed: restarting query from its checkpoint",
+                              extra={"query_name": spec.name})
+                stop_after_batch(self.queries[spec.name], time.monotonic() + self.stop_timeout)
+                self.signatures[spec.name] = signature
+                self.queries[spec.name] = spec.start()
+
+    def run(self) -> int:
+        """0 when every query ended cleanly or was asked to stop; 1 when one failed."""
+        self.start_all()
+        next_refresh = time.monotonic() + self.refresh_seconds
+        while any(q.isActive for q in self.queries.values()) and not self.stopper.requested.is_set():
+            if self._failed():
+                break
+            if time.monotonic() >= next_refresh:
+                self._refresh()
+                next_refresh = time.monotonic() + self.refresh_seconds
+            time.sleep(0.5)
+        failed = self._failed()
+        for name in failed:
+            self.log.error("query failed", extra={"query_name": name,
+                                                   "error": str(self.queries[name].exception())})
+        deadline = time.monotonic() + self.stop_timeout
+        for query in self.queries.values():
+            stop_after_batch(query, deadline)
+        if self.stopper.requested.is_set():
+            self.log.info("stopped on request after the running micro-batch")
+        return 1 if failed else 0
+
+
+BuildFn = Callable[[SparkSession, Settings, bool], list[QuerySpec]]
+
+
+def run_streaming_job(name: str, build: BuildFn, doc: str | None, argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=f"jobs/streaming/{name}.py",
+                                     description=(doc or "").strip().split("\n\n")[0])
+    parser.add_argument("--available-now", action="store_true",
+                        help="process everything on the topics, write what the watermark has "
+                             "closed, and exit 0")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 2
+    stopper = GracefulStop().install()
+    log = configure_logging(name, log_dir=settings.log_dir)
+    log.info("starting", extra={"available_now": args.available_now, "settings": settings.redacted()})
+    spark = create_spark_session(name, settings, streaming=True)
+    progress_dir = settings.state_root / "progress"
+    progress_dir.mkdir(parents=True, exist_ok=True)
+    spark.streams.addListener(ProgressLogger(log, progress_dir / f"{name}.json"))
+    try:
+        specs = build(spark, settings, args.available_now)
+        runner = QueryRunner(specs, log, stop_timeout=settings.stop_timeout_seconds,
+                             refresh_seconds=settings.user_master_refresh_seconds, stopper=stopper)
+        code = runner.run()
+    finally:
+        spark.stop()
+    log.info("exiting", extra={"exit_code": code})
+    return code
