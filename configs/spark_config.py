@@ -9,6 +9,7 @@ restart) lives in `configs/jobs.yaml` and is validated by `load_job_registry()`.
 from __future__ import annotations
 
 import json
+import os
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -66,9 +67,9 @@ class Settings(BaseSettings):
     # Spark sizing
     spark_driver_memory: str = "1g"
     spark_executor_memory: str = "1g"
-    spark_executor_cores: int = Field(default=1, ge=1)
+    spark_executor_cores: int = Field(default=2, ge=1)
     spark_cores_max: int = Field(default=2, ge=1)
-    spark_shuffle_partitions: int = Field(default=4, ge=1)
+    spark_shuffle_partitions: int = Field(default=2, ge=1)
     spark_log_level: str = "WARN"
     spark_ui_enabled: bool = True
 
@@ -76,6 +77,9 @@ class Settings(BaseSettings):
     trigger_interval: str = "10 seconds"
     stop_timeout_seconds: float = Field(default=60.0, gt=0)
     output_format: Literal["parquet", "csv"] = "parquet"
+    # How the orchestrator launches jobs: spark-submit to SPARK_MASTER_URL, or the job script
+    # under this Python (the job then builds its session for SPARK_MASTER_URL itself).
+    orchestrator_launcher: Literal["spark-submit", "python"] = "spark-submit"
 
     # Kafka
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
@@ -207,7 +211,8 @@ class RestartPolicy(BaseModel):
     stable_seconds: float = Field(default=300.0, ge=0)
     max_consecutive_failures: int = Field(default=5, ge=1)
     stop_timeout_seconds: float = Field(default=60.0, gt=0)
-    stale_progress_triggers: int = Field(default=12, ge=1)
+    # 0 disables the staleness check (jobs that report no streaming progress).
+    stale_progress_triggers: int = Field(default=12, ge=0)
 
 
 class JobSpec(BaseModel):
@@ -246,8 +251,12 @@ class JobSpec(BaseModel):
         return PROJECT_ROOT / self.script
 
 
-def load_job_registry(path: Path = JOB_REGISTRY_PATH) -> dict[str, JobSpec]:
-    """Read and validate the job registry: the one list of jobs the orchestrator runs."""
+def load_job_registry(path: Path | None = None) -> dict[str, JobSpec]:
+    """Read and validate the job registry: the one list of jobs the orchestrator runs.
+
+    `JOB_REGISTRY_PATH` points at another registry file (tests, other deployments).
+    """
+    path = path or Path(os.environ.get("JOB_REGISTRY_PATH", JOB_REGISTRY_PATH))
     raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     defaults = raw.get("defaults", {})
     jobs: dict[str, JobSpec] = {}

@@ -33,7 +33,7 @@ case "$role" in
     mkdir -p "$work_dir"
     exec "$SPARK_HOME/bin/spark-class" org.apache.spark.deploy.worker.Worker \
       --host "$host" \
-      --cores "${SPARK_WORKER_CORES:-4}" --memory "${SPARK_WORKER_MEMORY:-3g}" \
+      --cores "${SPARK_WORKER_CORES:-6}" --memory "${SPARK_WORKER_MEMORY:-6g}" \
       --webui-port "$webui_port" --work-dir "$work_dir" \
       "$SPARK_MASTER_URL"
     ;;

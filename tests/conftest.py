@@ -15,6 +15,7 @@ def spark():
     """One local SparkSession for every unit test of a pure transform."""
     from utils.spark_utils import create_spark_session
 
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     settings = load_settings(spark_ui_enabled=False, spark_shuffle_partitions=2)
     session = create_spark_session("unit-tests", settings, master="local[2]")
     yield session

@@ -73,7 +73,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where to write the user master Parquet (default: USER_MASTER_PATH)")
     p.add_argument("--no-kafka", action="store_true", help="do not produce; only truth and master data")
     p.add_argument("--bootstrap-servers", default=None, help="default: KAFKA_BOOTSTRAP_SERVERS")
-    p.add_argument("--topic-prefix", default="", help="prefix for the topic names (tests)")
     return p
 
 
@@ -133,7 +132,7 @@ def run(args: argparse.Namespace) -> dict:
     settings = load_settings()
     world = World(options_from_args(args))
     write_user_master(world, args.user_master_path or settings.user_master_path)
-    topics = {name: args.topic_prefix + real for name, real in settings.topics.items()}
+    topics = settings.topics
     producer = None if args.no_kafka else Producer(
         args.bootstrap_servers or settings.kafka_bootstrap_servers, settings.kafka_extra_options)
     truth = {}

@@ -148,22 +148,28 @@ class World:
                     self._push(heap, next_external, rec)
                 next_external += self.o.external_every
             produced_events += self._session(t, heap)
+        # The stream ends at the last regular record: late records not yet due by then are never
+        # sent (a late record always arrives `late_delay` behind the stream).
+        horizon = max((p.due for p in heap if p.record.kind != "late"), default=t)
         while heap:
-            yield from self._emit(heapq.heappop(heap).record, heap)
+            pending = heapq.heappop(heap)
+            if pending.record.kind == "late" and pending.due > horizon:
+                continue
+            yield from self._emit(pending.record, heap)
 
     def _emit(self, record: Record, heap: list) -> Iterator[Record]:
         """Yield a record with the faults the options ask for."""
         o = self.o
-        if record.kind == "valid" and record.topic in ("app_events", "clickstream"):
-            if o.late_rate and self.rng.random() < o.late_rate:
-                late = Record(record.topic, record.key, record.value, "late", record.event_time)
-                self._push(heap, record.event_time + o.late_delay, late)
-                return
+        streams = ("app_events", "clickstream")
+        if record.kind == "valid" and record.topic in streams and o.late_rate and self.rng.random() < o.late_rate:
+            late = Record(record.topic, record.key, record.value, "late", record.event_time)
+            self._push(heap, record.event_time + o.late_delay, late)
+            return
         yield self._count(record)
-        if record.kind in ("valid", "late") and record.topic in ("app_events", "clickstream"):
-            if o.duplicate_rate and self.rng.random() < o.duplicate_rate:
-                dup = Record(record.topic, record.key, record.value, "duplicate", record.event_time)
-                self._push(heap, record.event_time + timedelta(seconds=self.rng.uniform(1, 30)), dup)
+        if (record.kind in ("valid", "late") and record.topic in streams
+                and o.duplicate_rate and self.rng.random() < o.duplicate_rate):
+            dup = Record(record.topic, record.key, record.value, "duplicate", record.event_time)
+            self._push(heap, record.event_time + timedelta(seconds=self.rng.uniform(1, 30)), dup)
         if record.kind in ("valid",) and o.malformed_rate and self.rng.random() < o.malformed_rate:
             yield self._count(self._malformed(record))
 
@@ -337,37 +343,27 @@ class World:
         text = like.value.decode() if like.value else "{}"
         obj = json.loads(text)
         first = next(iter(obj)) if obj else "x"
-        if like.topic == "cdc_changes":
+        cdc = like.topic == "cdc_changes"
+        if cdc:
             obj = obj.get("payload", obj)
             first = "op"
         ts_field = "fetched_at" if like.topic == "external_data" else "event_timestamp"
-        value: bytes
-        if kind == "truncated_json":
-            value = text[: max(1, len(text) // 2)].encode()
-        elif kind == "wrong_type":
-            value = self._json({**obj, first: 12345})
-        elif kind == "missing_required":
-            value = self._json({k: v for k, v in obj.items() if k != first})
-        elif kind == "empty_value":
-            value = b""
-        elif kind == "binary_garbage":
-            value = bytes(self.rng.randrange(256) for _ in range(40))
-        elif kind == "huge_value":
-            value = self._json({**obj, first: None, "blob": "x" * 300_000})
-        elif kind == "bad_timestamp":
-            value = self._json({**obj, ts_field: "25/11/2026 20:01"}) if like.topic != "cdc_changes" \
-                else self._json({**obj, "op": "zz"})
-        elif kind == "json_array":
-            value = json.dumps([obj]).encode()
-        elif kind == "json_scalar":
-            value = b'"just a string"'
-        elif kind == "null_required":
-            value = self._json({**obj, first: None})
-        elif kind == "empty_id":
-            value = self._json({**obj, first: ""})
-        elif kind == "invalid_utf8":
-            value = b'{"' + first.encode() + b'": "\xff\xfe\xfa"'
-        else:  # number_timestamp
-            value = self._json({**obj, ts_field: 1764100914}) if like.topic != "cdc_changes" \
-                else self._json({**obj, "source": 7})
+        makers = {
+            "truncated_json": lambda: text[: max(1, len(text) // 2)].encode(),
+            "wrong_type": lambda: self._json({**obj, first: 12345}),
+            "missing_required": lambda: self._json({k: v for k, v in obj.items() if k != first}),
+            "empty_value": lambda: b"",
+            "binary_garbage": lambda: bytes(self.rng.randrange(256) for _ in range(40)),
+            "huge_value": lambda: self._json({**obj, first: None, "blob": "x" * 300_000}),
+            "bad_timestamp": lambda: self._json({**obj, "op": "zz"} if cdc
+                                                else {**obj, ts_field: "25/11/2026 20:01"}),
+            "json_array": lambda: json.dumps([obj]).encode(),
+            "json_scalar": lambda: b'"just a string"',
+            "null_required": lambda: self._json({**obj, first: None}),
+            "empty_id": lambda: self._json({**obj, first: ""}),
+            "invalid_utf8": lambda: b'{"' + first.encode() + b'": "\xff\xfe\xfa"',
+            "number_timestamp": lambda: self._json({**obj, "source": 7} if cdc
+                                                   else {**obj, ts_field: 1764100914}),
+        }
+        value = makers[kind]()
         return Record(like.topic, like.key, value, "malformed", like.event_time, note=kind)

@@ -370,9 +370,18 @@ def spark_submit_env(base: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def spark_submit_command(script: Path | str, args: Sequence[str] = (), *, master: str,
-                         conf: dict[str, str] | None = None) -> list[str]:
-    """The `spark-submit` command line for a job script on `master`."""
-    cmd = [str(spark_home() / "bin" / "spark-submit"), "--master", master]
-    for key, value in (conf or {}).items():
+                         settings: Settings | None = None, conf: dict[str, str] | None = None,
+                         streaming: bool = True) -> list[str]:
+    """The `spark-submit` command line for a job script on `master`.
+
+    Settings that must be known before the driver JVM starts (connector jars on the class path,
+    driver memory) go on the command line; the session builder cannot change them any more.
+    """
+    settings = settings or get_settings()
+    base = spark_conf(Path(script).stem, settings, streaming=streaming)
+    base.pop("spark.app.name")
+    cmd = [str(spark_home() / "bin" / "spark-submit"), "--master", master,
+           "--jars", base.pop("spark.jars"), "--driver-memory", base.pop("spark.driver.memory")]
+    for key, value in {**base, **(conf or {})}.items():
         cmd += ["--conf", f"{key}={value}"]
     return [*cmd, str(script), *args]

@@ -99,8 +99,8 @@ def field_error(variant: Column, name: str, kind: str, path: str = "$") -> Colum
     if kind == TIMESTAMP:
         reason = reason.when(
             parse_timestamp(as_string).isNull(),
-            F.concat(F.lit(f"unparseable timestamp in '{name}': "),
-                     F.to_json(F.array(F.substring(as_string, 1, 64))).substr(2, 100)),
+            F.concat(F.lit(f"unparseable timestamp in '{name}': \""),
+                     F.substring(as_string, 1, 64), F.lit('"')),
         )
     return reason
 
@@ -110,7 +110,7 @@ def record_error(raw: Column, variant: Column, spec: RecordSpec, path: str = "$"
     top = F.schema_of_variant(variant)
     checks = [
         F.when(raw.isNull(), F.lit("null value")),
-        F.when(F.trim(raw) == F.lit(""), F.lit("empty value")),
+        F.when(raw.rlike(r"^\s*$"), F.lit("empty value")),
         F.when(variant.isNull(), F.lit("invalid JSON")),
         F.when(~top.startswith("OBJECT"),
                F.concat(F.lit("not a JSON object: got "), F.lower(F.regexp_extract(top, r"^([A-Z]+)", 1)))),
@@ -386,7 +386,7 @@ def validate_debezium(df: DataFrame) -> DataFrame:
     )
     top = F.schema_of_variant(F.col("_json"))
     error = F.coalesce(
-        F.when(F.trim(F.col("_raw")) == "", F.lit("empty value")),
+        F.when(F.col("_raw").rlike(r"^\s*$"), F.lit("empty value")),
         F.when(F.col("_json").isNull(), F.lit("invalid JSON")),
         F.when(~top.startswith("OBJECT"), F.lit("not a JSON object")),
         debezium_error(F.col("_env")),

@@ -1,0 +1,242 @@
+"""Supervision of one long-running job as a state machine (after supervisord's process.py).
+
+    STOPPED -> STARTING -> RUNNING -> (exit) -> BACKOFF -> STARTING ... -> FATAL
+                                   -> STOPPING -> STOPPED
+                                   -> EXITED (clean exit, not restarted by policy)
+
+All transitions go through `_change_state`; time comes from an injected clock and processes
+from an injected spawner, so tests drive it without sleeping or forking.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import signal
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from configs.spark_config import RestartPolicy
+
+log = logging.getLogger("orchestrator.process")
+
+
+class State(enum.Enum):
+    STOPPED = "STOPPED"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    BACKOFF = "BACKOFF"
+    STOPPING = "STOPPING"
+    EXITED = "EXITED"
+    FATAL = "FATAL"
+
+
+class Child(Protocol):
+    pid: int
+
+    def poll(self) -> int | None: ...
+    def signal_group(self, sig: int) -> None: ...
+
+
+@dataclass
+class PosixChild:
+    """A real child process, leader of its own process group, output sent to a log file."""
+
+    popen: subprocess.Popen
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def poll(self) -> int | None:
+        return self.popen.poll()
+
+    def signal_group(self, sig: int) -> None:
+        try:
+            os.killpg(self.popen.pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def spawn(command: list[str], *, env: dict[str, str], log_path: Path, cwd: Path) -> PosixChild:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as out:
+        # Never a PIPE we would not drain: child output goes to its log file.
+        popen = subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL, start_new_session=True)
+    return PosixChild(popen)
+
+
+@dataclass
+class Stats:
+    starts: int = 0
+    restarts: int = 0
+    failures: int = 0
+    consecutive_failures: int = 0
+    last_exit_code: int | None = None
+    last_start: float | None = None
+    last_exit: float | None = None
+    unhealthy_restarts: int = 0
+
+
+@dataclass
+class SupervisedProcess:
+    name: str
+    policy: RestartPolicy
+    spawner: Callable[[], Child]
+    clock: Callable[[], float]
+    state: State = State.STOPPED
+    child: Child | None = None
+    stats: Stats = field(default_factory=Stats)
+    backoff_until: float = 0.0
+    stop_deadline: float = 0.0
+    running_since: float | None = None
+    _restart_after_stop: bool = False
+    _stop_reason: str = ""
+
+    # -- the one choke point ---------------------------------------------------------------------
+
+    def _change_state(self, new: State, reason: str = "") -> None:
+        old, self.state = self.state, new
+        level = logging.ERROR if new is State.FATAL else logging.INFO
+        log.log(level, "%s: %s -> %s%s", self.name, old.value, new.value, f" ({reason})" if reason else "",
+                extra={"job_name": self.name, "from_state": old.value, "to_state": new.value,
+                       "reason": reason})
+
+    # -- commands --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.state in (State.STOPPED, State.EXITED, State.FATAL):
+            self.stats.consecutive_failures = 0
+            self._spawn()
+
+    def stop(self, reason: str = "stop requested") -> None:
+        """SIGTERM to the process group; SIGKILL follows after the policy's stop timeout."""
+        if self.state in (State.STARTING, State.RUNNING) and self.child is not None:
+            self.child.signal_group(signal.SIGTERM)
+            self.stop_deadline = self.clock() + self.policy.stop_timeout_seconds
+            self._stop_reason = reason
+            # RUNNING -> STOPPING / STARTING -> STOPPING
+            self._change_state(State.STOPPING, reason)
+        elif self.state is State.BACKOFF:
+            # BACKOFF -> STOPPED: the pending restart is cancelled
+            self._change_state(State.STOPPED, reason)
+
+    def restart_unhealthy(self, reason: str) -> None:
+        """Stop an unhealthy job; it restarts after the stop, counted as a failure."""
+        if self.state is State.RUNNING:
+            self.stats.unhealthy_restarts += 1
+            self._restart_after_stop = True
+            self.stop(reason)
+
+    def kill(self) -> None:
+        if self.child is not None and self.child.poll() is None:
+            self.child.signal_group(signal.SIGKILL)
+
+    # -- the clock tick --------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        handler = {State.STARTING: self._tick_starting, State.RUNNING: self._tick_running,
+                   State.BACKOFF: self._tick_backoff, State.STOPPING: self._tick_stopping}.get(self.state)
+        if handler:
+            handler(self.clock(), self.child.poll() if self.child is not None else None)
+
+    def _tick_starting(self, now: float, code: int | None) -> None:
+        if code is not None:
+            self._on_failure(code, "exited during start-up")
+        elif now - (self.stats.last_start or now) >= self.policy.start_seconds:
+            self.running_since = now
+            # STARTING -> RUNNING: it survived start_seconds
+            self._change_state(State.RUNNING, f"up for {self.policy.start_seconds:.0f}s")
+
+    def _tick_running(self, now: float, code: int | None) -> None:
+        if code is None:
+            stable = self.running_since is not None and now - self.running_since >= self.policy.stable_seconds
+            if stable and self.stats.consecutive_failures:
+                self.stats.consecutive_failures = 0
+                log.info("%s: stable for %.0fs, backoff reset", self.name, self.policy.stable_seconds)
+            return
+        self.stats.last_exit_code, self.stats.last_exit = code, now
+        if code == 0 and self.policy.autorestart != "always":
+            self.child = None
+            # RUNNING -> EXITED: a clean exit the policy does not restart
+            self._change_state(State.EXITED, "exit code 0")
+        elif self.policy.autorestart == "never":
+            self.stats.failures += 1
+            self.child = None
+            # RUNNING -> EXITED: a failure, but the policy never restarts
+            self._change_state(State.EXITED, f"exit code {code}, autorestart=never")
+        else:
+            self._on_failure(code, "unexpected exit")
+
+    def _tick_backoff(self, now: float, _code: int | None) -> None:
+        if now >= self.backoff_until:
+            self.stats.restarts += 1
+            # BACKOFF -> STARTING
+            self._spawn()
+
+    def _tick_stopping(self, now: float, code: int | None) -> None:
+        if code is not None:
+            self.stats.last_exit_code, self.stats.last_exit = code, now
+            self.child = None
+            if self._restart_after_stop:
+                self._restart_after_stop = False
+                self._on_failure(code, self._stop_reason)
+            else:
+                # STOPPING -> STOPPED
+                self._change_state(State.STOPPED, f"exit code {code}")
+        elif now >= self.stop_deadline:
+            log.warning("%s: did not stop within %.0fs, sending SIGKILL", self.name,
+                        self.policy.stop_timeout_seconds)
+            self.child.signal_group(signal.SIGKILL)
+            self.stop_deadline = now + 3600
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def backoff_delay(self) -> float:
+        """Delay before the next start after `consecutive_failures` failures in a row."""
+        n = max(self.stats.consecutive_failures, 1)
+        p = self.policy
+        return min(p.backoff_initial_seconds * p.backoff_multiplier ** (n - 1), p.backoff_max_seconds)
+
+    def _spawn(self) -> None:
+        self.child = self.spawner()
+        self.stats.starts += 1
+        self.stats.last_start = self.clock()
+        self.running_since = None
+        # STOPPED/EXITED/BACKOFF -> STARTING
+        self._change_state(State.STARTING, f"pid {self.child.pid}")
+
+    def _on_failure(self, code: int, reason: str) -> None:
+        now = self.clock()
+        self.stats.last_exit_code, self.stats.last_exit = code, now
+        self.stats.failures += 1
+        self.stats.consecutive_failures += 1
+        self.child = None
+        if self.stats.consecutive_failures >= self.policy.max_consecutive_failures:
+            # -> FATAL: too many failures in a row; the other jobs keep running
+            self._change_state(State.FATAL, f"{reason}, exit code {code}, "
+                                            f"{self.stats.consecutive_failures} failures in a row")
+            return
+        delay = self.backoff_delay()
+        self.backoff_until = now + delay
+        # STARTING/RUNNING/STOPPING -> BACKOFF
+        self._change_state(State.BACKOFF, f"{reason}, exit code {code}; retry in {delay:.0f}s")
+
+    def snapshot(self) -> dict:
+        now = self.clock()
+        return {
+            "name": self.name, "state": self.state.value,
+            "pid": self.child.pid if self.child else None,
+            "starts": self.stats.starts, "restarts": self.stats.restarts,
+            "failures": self.stats.failures, "consecutive_failures": self.stats.consecutive_failures,
+            "last_exit_code": self.stats.last_exit_code,
+            "uptime_seconds": round(now - self.stats.last_start, 1)
+            if self.state in (State.STARTING, State.RUNNING) and self.stats.last_start else 0.0,
+            "unhealthy_restarts": self.stats.unhealthy_restarts,
+            "backoff_until": self.backoff_until if self.state is State.BACKOFF else None,
+        }

@@ -1,0 +1,182 @@
+"""The four streaming jobs on the real broker and 2-worker cluster, checked against the ground
+truth of the generator (tests/oracle.py computes every expectation independently)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import signal
+import time
+import uuid
+from collections import Counter
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+
+from tests import oracle
+from tests.integration.helpers import STREAMING, Run, run_jobs
+
+pytestmark = pytest.mark.integration
+
+GEN_ARGS = ("--app-events", "12000", "--users", "300", "--seed", "11",
+            "--start", "2026-11-24T09:00:00Z", "--malformed-rate", "0.02",
+            "--duplicate-rate", "0.02", "--late-rate", "0.01", "--late-delay-minutes", "60")
+# Small batches, so that the watermark advances while the late records are still to come.
+JOB_ENV = {"KAFKA_MAX_OFFSETS_PER_TRIGGER": "1500"}
+
+
+@pytest.fixture(scope="module")
+def done(stack, tmp_path_factory):
+    run = Run(tmp_path_factory.mktemp("streaming"), f"it{uuid.uuid4().hex[:6]}_")
+    summary = run.generate(*GEN_ARGS)
+    codes = run_jobs(run, STREAMING, "--available-now", extra_env=JOB_ENV)
+    assert codes == dict.fromkeys(STREAMING, 0), [
+        (run.root / f"{j}.out").read_text()[-3000:] for j, c in codes.items() if c]
+    return run, summary
+
+
+def _utc(series: pd.Series) -> pd.Series:
+    return pd.to_datetime(series, utc=True)
+
+
+def test_event_windows_equal_the_oracle(done):
+    run, _ = done
+    expected = oracle.event_windows(run.truth, watermark=timedelta(minutes=2))
+    df = run.dataset("events_aggregated_realtime")
+    got = {(w.to_pydatetime(), u, t, a): (n, sorted(s))
+           for w, u, t, a, n, s in zip(_utc(df.window_start), df.user_id, df.event_type, df.app_type,
+                                       df.event_count, df.session_ids, strict=True)}
+    assert len(df) == len(got), "each window is written once"
+    assert got == expected
+    assert (_utc(df.window_end) - _utc(df.window_start) == pd.Timedelta(minutes=1)).all()
+
+
+def test_sessions_equal_the_oracle(done):
+    run, _ = done
+    expected = oracle.sessions(run.truth, gap=timedelta(minutes=30), watermark=timedelta(minutes=5))
+    df = run.dataset("clickstream_sessions")
+    assert len(df) == len(expected) > 100
+    for row in df.itertuples():
+        want = expected[(row.session_id, _utc(pd.Series([row.session_start]))[0].to_pydatetime())]
+        assert row.click_path.tolist() == want["click_path"]
+        assert (row.entry_page, row.exit_page) == (want["entry_page"], want["exit_page"])
+        assert (row.click_count, row.unique_pages) == (want["click_count"], want["unique_pages"])
+        assert row.duration_seconds == pytest.approx(want["duration_seconds"], abs=1e-3)
+        assert (row.user_id, row.app_type) == (want["user_id"], want["app_type"])
+
+
+def test_cdc_operations_per_table_equal_the_oracle(done):
+    run, _ = done
+    df = run.dataset("cdc_transformed")
+    got = Counter(zip(df.table_name, df.operation, strict=True))
+    assert got == oracle.cdc_operation_counts(run.truth)
+    assert "SNAPSHOT" in set(df.operation) and "TRUNCATE" in set(df.operation)
+    updates = df[df.operation == "UPDATE"]
+    orders = updates[updates.table_name == "public.orders"]
+    assert all(list(c) == ["status"] for c in orders.changed_columns)
+    users = updates[updates.table_name == "public.users"]
+    assert users.changed_columns.isna().all(), "users updates carry only the key in before"
+    summary = run.dataset("cdc_table_summary")
+    assert summary.inserts.sum() <= got[("public.orders", "INSERT")]
+    assert summary.snapshots.sum() == sum(n for (_, op), n in got.items() if op == "SNAPSHOT")
+
+
+def test_enriched_events_are_the_deduplicated_events_with_user_data(done):
+    run, _ = done
+    expected = {e["event_id"]: e for e in oracle.accepted(run.truth, "app_events", "event_id")}
+    df = run.dataset("enriched_events")
+    assert len(df) == len(set(df.event_id)) == len(expected)
+    assert set(df.event_id) == set(expected)
+    master = set(pd.read_parquet(run.root / "user_master").user_id)
+    assert (df.user_known == df.user_id.isin(master)).all()
+    assert (~df.user_known).sum() > 0, "unknown users are kept, flagged"
+    assert df.plan[df.user_known].notna().all() and df.segment.isna().all()
+    sample = df.iloc[0]
+    src = expected[sample.event_id]
+    assert sample.device_type == src["device"]["type"] and sample.country == src["location"]["country"]
+
+
+def test_external_data_landed(done):
+    run, _ = done
+    expected = oracle.accepted(run.truth, "external_data", "record_id")
+    df = run.dataset("external_data")
+    assert sorted(df.record_id) == sorted(e["record_id"] for e in expected)
+    by_id = {e["record_id"]: e for e in expected}
+    assert all(json.loads(p) == by_id[r]["payload"] for r, p in zip(df.record_id, df.payload_json, strict=True))
+
+
+@pytest.mark.parametrize("topic", ["app_events", "clickstream", "cdc_changes", "external_data"])
+def test_every_malformed_record_is_quarantined_with_a_reason(done, topic):
+    run, _ = done
+    bad = oracle.malformed(run.truth, topic)
+    df = run.dataset(f"_quarantine/{topic}")
+    assert len(df) == len(bad)
+    assert df.error.str.len().gt(0).all()
+
+    def raw(rec):
+        return rec["value"].encode("latin-1" if rec["binary"] else "utf-8")
+
+    assert Counter(base64.b64decode(v) for v in df.raw_value_base64) == Counter(raw(r) for r in bad)
+
+
+def test_every_consumed_record_is_accounted_for(done):
+    run, summary = done
+    counts = summary["counts"]
+    progress = [p for p in run.progress_records("event_aggregation")
+                if p["query_name"] == "events_aggregated_realtime"]
+    consumed = sum(p.get("consumed.records") or 0 for p in progress)
+    quarantined = sum(p.get("consumed.quarantined") or 0 for p in progress)
+    kept = sum(p.get("deduplicated.events") or 0 for p in progress)
+    late = sum(p["rows_dropped_by_watermark"] for p in progress)
+    total = sum(n for k, n in counts.items() if k.startswith("app_events:"))
+    assert consumed == total
+    assert quarantined == counts["app_events:malformed"]
+    # Valid records either survive deduplication or are counted as duplicates or late drops.
+    duplicates = consumed - quarantined - kept - late
+    assert duplicates >= 0 and kept == len(oracle.accepted(run.truth, "app_events", "event_id"))
+    cdc = [p for p in run.progress_records("cdc_transformation") if p["query_name"] == "cdc_transformed"]
+    assert sum(p.get("consumed.tombstones") or 0 for p in cdc) == oracle.tombstones(run.truth)
+
+
+def test_outputs_readable_with_plain_spark_read(done, spark_cluster_session):
+    run, _ = done
+    for name in ("events_aggregated_realtime", "clickstream_sessions", "cdc_transformed",
+                 "cdc_table_summary", "enriched_events", "external_data"):
+        assert spark_cluster_session.read.parquet(str(run.root / "outputs" / name)).count() > 0
+
+
+def test_restart_after_sigterm_gives_the_one_shot_output(stack, tmp_path):
+    """Stop the job mid-stream with SIGTERM, produce more, start again: same as one run."""
+    run = Run(tmp_path / "restart", f"rs{uuid.uuid4().hex[:6]}_")
+    common = ("--users", "200", "--duplicate-rate", "0.02", "--malformed-rate", "0.01")
+    run.generate("--app-events", "5000", "--seed", "1", "--start", "2026-11-20T10:00:00Z", *common,
+                 truth=run.root / "truth1")
+    env = {**JOB_ENV, "KAFKA_MAX_OFFSETS_PER_TRIGGER": "500", "TRIGGER_INTERVAL": "2 seconds"}
+    proc = run.start_job("event_aggregation", extra_env=env)
+    deadline = time.monotonic() + 300
+    progress = run.root / "state" / "progress" / "event_aggregation.json"
+    while time.monotonic() < deadline:
+        if progress.exists() and json.loads(progress.read_text()).get(
+                "events_aggregated_realtime", {}).get("batch_id", -1) >= 2:
+            break
+        time.sleep(1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 0, (run.root / "event_aggregation.out").read_text()[-3000:]
+    run.generate("--app-events", "5000", "--seed", "2", "--start", "2026-11-20T11:00:00Z", *common,
+                 truth=run.root / "truth2")
+    assert run_jobs(run, ("event_aggregation",), "--available-now", extra_env=env) == {"event_aggregation": 0}
+    restarted = run.dataset("events_aggregated_realtime")
+
+    one_shot = Run(tmp_path / "oneshot", run.prefix)
+    assert run_jobs(one_shot, ("event_aggregation",), "--available-now", extra_env=env) == {
+        "event_aggregation": 0}
+    reference = one_shot.dataset("events_aggregated_realtime")
+    key = ["window_start", "user_id", "event_type", "app_type"]
+
+    def normal(df):
+        df = df.assign(session_ids=df.session_ids.map(list)).drop(columns=["event_date"])
+        return df.sort_values(key).reset_index(drop=True)
+
+    assert len(restarted) > 1000
+    pd.testing.assert_frame_equal(normal(restarted), normal(reference))

@@ -1,0 +1,114 @@
+"""Independent expectations computed from the generator's ground truth, in plain Python.
+
+Nothing here imports the code under test: it reads the JSON Lines the generator wrote and
+applies the contract's definitions directly (CONTRACT §3).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from dateutil import parser as dtparser
+
+
+def load(truth_dir: Path, topic: str) -> list[dict]:
+    with (truth_dir / f"{topic}.jsonl").open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def ts(text: str) -> datetime:
+    return dtparser.isoparse(text).astimezone(UTC)
+
+
+def accepted(truth_dir: Path, topic: str, id_field: str) -> list[dict]:
+    """Records a job should keep: well-formed, first delivery, not late (the tests make late
+    records arrive far behind the watermark, so they are all dropped)."""
+    seen, out = set(), []
+    for rec in load(truth_dir, topic):
+        if rec["kind"] != "valid":
+            continue
+        obj = json.loads(rec["value"])
+        if obj[id_field] not in seen:
+            seen.add(obj[id_field])
+            out.append(obj)
+    return out
+
+
+def max_event_time(truth_dir: Path, topic: str, field: str) -> datetime:
+    """The largest event time a job sees (any well-formed delivery, late ones included)."""
+    return max(ts(json.loads(r["value"])[field]) for r in load(truth_dir, topic)
+               if r["kind"] in ("valid", "late", "duplicate"))
+
+
+def event_windows(truth_dir: Path, *, watermark: timedelta) -> dict[tuple, tuple[int, list[str]]]:
+    """(window_start, user, type, app) -> (distinct events, sorted session ids), closed windows."""
+    closed_before = max_event_time(truth_dir, "app_events", "event_timestamp") - watermark
+    counts: dict[tuple, int] = Counter()
+    sessions: dict[tuple, set] = defaultdict(set)
+    for e in accepted(truth_dir, "app_events", "event_id"):
+        t = ts(e["event_timestamp"])
+        start = t.replace(second=0, microsecond=0)
+        if start + timedelta(minutes=1) > closed_before:
+            continue
+        key = (start, e["user_id"], e["event_type"], e["app_type"])
+        counts[key] += 1
+        sessions[key].add(e["session_id"])
+    return {k: (n, sorted(sessions[k])) for k, n in counts.items()}
+
+
+def sessions(truth_dir: Path, *, gap: timedelta, watermark: timedelta) -> dict[tuple, dict]:
+    """(session_id, session_start) -> expected session row, for sessions the watermark closed."""
+    closed_before = max_event_time(truth_dir, "clickstream", "event_timestamp") - watermark
+    by_session: dict[str, list] = defaultdict(list)
+    for c in accepted(truth_dir, "clickstream", "click_id"):
+        by_session[c["session_id"]].append((ts(c["event_timestamp"]), c["click_id"], c))
+    out = {}
+    for sid, clicks in by_session.items():
+        clicks.sort(key=lambda x: (x[0], x[1]))
+        groups, current = [], [clicks[0]]
+        for click in clicks[1:]:
+            if click[0] - current[-1][0] >= gap:
+                groups.append(current)
+                current = []
+            current.append(click)
+        groups.append(current)
+        for g in groups:
+            if g[-1][0] + gap > closed_before:
+                continue
+            pages = [c[2]["page_url"] for c in g]
+            out[(sid, g[0][0])] = {
+                "user_id": g[0][2]["user_id"], "app_type": g[0][2]["app_type"],
+                "session_end": g[-1][0], "duration_seconds": (g[-1][0] - g[0][0]).total_seconds(),
+                "click_count": len(g), "unique_pages": len(set(pages)),
+                "entry_page": pages[0], "exit_page": pages[-1], "click_path": pages,
+            }
+    return out
+
+
+CDC_OPS = {"c": "INSERT", "u": "UPDATE", "d": "DELETE", "r": "SNAPSHOT", "t": "TRUNCATE"}
+
+
+def cdc_operation_counts(truth_dir: Path) -> Counter:
+    """(table_name, operation) -> count, over valid non-tombstone change events."""
+    counts: Counter = Counter()
+    for rec in load(truth_dir, "cdc_changes"):
+        if rec["kind"] != "valid":
+            continue
+        env = json.loads(rec["value"])
+        env = env.get("payload", env) if "op" not in env else env
+        if env["op"] == "m":
+            continue
+        table = f"{env['source']['schema']}.{env['source']['table']}"
+        counts[(table, CDC_OPS[env["op"]])] += 1
+    return counts
+
+
+def malformed(truth_dir: Path, topic: str) -> list[dict]:
+    return [r for r in load(truth_dir, topic) if r["kind"] == "malformed"]
+
+
+def tombstones(truth_dir: Path) -> int:
+    return sum(1 for r in load(truth_dir, "cdc_changes") if r["kind"] == "tombstone")
