@@ -112,3 +112,56 @@ def malformed(truth_dir: Path, topic: str) -> list[dict]:
 
 def tombstones(truth_dir: Path) -> int:
     return sum(1 for r in load(truth_dir, "cdc_changes") if r["kind"] == "tombstone")
+
+
+# --- batch KPIs ------------------------------------------------------------------------------------
+
+
+def hourly(truth_dir: Path) -> dict[tuple, tuple[int, int, int]]:
+    """(hour_start, event_type, app_type) -> (events, unique users, unique sessions)."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for e in accepted(truth_dir, "app_events", "event_id"):
+        hour = ts(e["event_timestamp"]).replace(minute=0, second=0, microsecond=0)
+        groups[(hour, e["event_type"], e["app_type"])].append(e)
+    return {k: (len(v), len({e["user_id"] for e in v}), len({e["session_id"] for e in v}))
+            for k, v in groups.items()}
+
+
+def within_rank_error(values: list[float], reported: float, q: float, tolerance: float = 0.01) -> bool:
+    """True when `reported` sits within `tolerance` rank error of the exact q-quantile."""
+    ordered = sorted(values)
+    n = len(ordered)
+    below = sum(1 for v in ordered if v < reported - 1e-9)
+    at_or_below = sum(1 for v in ordered if v <= reported + 1e-9)
+    return below / n <= q + tolerance and at_or_below / n >= q - tolerance
+
+
+def daily_inputs(truth_dir: Path, day, *, gap: timedelta, watermark: timedelta) -> dict[str, dict]:
+    """Per app_type and 'all': events per user and the day's closed sessions."""
+    out: dict[str, dict] = defaultdict(lambda: {"events_per_user": Counter(), "sessions": []})
+    for e in accepted(truth_dir, "app_events", "event_id"):
+        if ts(e["event_timestamp"]).date() == day:
+            for key in (e["app_type"], "all"):
+                out[key]["events_per_user"][e["user_id"]] += 1
+    for (_, start), s in sessions(truth_dir, gap=gap, watermark=watermark).items():
+        if start.date() == day:
+            for key in (s["app_type"], "all"):
+                out[key]["sessions"].append(s)
+    return dict(out)
+
+
+def user_activity(truth_dir: Path, first, last) -> dict[str, dict]:
+    """Per user over [first, last]: events, active days, sessions, purchases, revenue."""
+    users: dict[str, dict] = defaultdict(lambda: {"events": 0, "days": set(), "sessions": set(),
+                                                  "purchases": 0, "revenue": 0.0})
+    for e in accepted(truth_dir, "app_events", "event_id"):
+        t = ts(e["event_timestamp"])
+        if first <= t.date() <= last:
+            u = users[e["user_id"]]
+            u["events"] += 1
+            u["days"].add(t.date())
+            u["sessions"].add(e["session_id"])
+            if e["event_type"] == "purchase":
+                u["purchases"] += 1
+                u["revenue"] += e.get("revenue") or 0.0
+    return dict(users)

@@ -314,7 +314,8 @@ class World:
                           "email": self.users[i]["email"]}
             # REPLICA IDENTITY DEFAULT on users: `before` holds only the key.
             self._push(heap, t3, self._cdc("public.users", "u", {"id": i + 1}, user_after, t3, pk=i + 1))
-        if rng.random() < 0.01:
+        if oid % 40 == 0:
+            # Now and then the products table is truncated (a catalogue reload).
             self._push(heap, t3, self._cdc("public.products", "t", None, None, t3))
 
     # -- external data --------------------------------------------------------------------------

@@ -73,6 +73,14 @@ class Run:
                 if r.get("message") == "batch progress"]
 
 
+
+# Spans midnight (two dates, several hours) with every kind of fault injected.
+GEN_ARGS = ("--app-events", "12000", "--users", "300", "--seed", "11",
+            "--start", "2026-11-24T23:00:00Z", "--malformed-rate", "0.02",
+            "--duplicate-rate", "0.02", "--late-rate", "0.01", "--late-delay-minutes", "60")
+# Small batches, so that the watermark advances while the late records are still to come.
+JOB_ENV = {"KAFKA_MAX_OFFSETS_PER_TRIGGER": "1500"}
+
 STREAMING = ("event_aggregation", "clickstream_analysis", "cdc_transformation", "data_enrichment")
 
 

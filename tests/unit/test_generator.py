@@ -1,0 +1,81 @@
+"""The event generator: determinism, fault rates, contract conformance (no Kafka needed)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+
+from configs.spark_config import PROJECT_ROOT
+from tools.world import World, WorldOptions
+
+
+def generate(tmp_path, name: str, *args: str) -> dict:
+    out = tmp_path / name
+    cmd = [sys.executable, "-m", "tools.generate_events", "--no-kafka", "--truth-dir", str(out / "truth"),
+           "--user-master-path", str(out / "users"), "--start", "2026-11-24T00:00:00Z", *args]
+    result = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_same_seed_same_records_byte_identical(tmp_path):
+    generate(tmp_path, "a", "--app-events", "3000", "--seed", "5", "--malformed-rate", "0.05")
+    generate(tmp_path, "b", "--app-events", "3000", "--seed", "5", "--malformed-rate", "0.05")
+    generate(tmp_path, "c", "--app-events", "3000", "--seed", "6", "--malformed-rate", "0.05")
+    for topic in ("app_events", "clickstream", "cdc_changes", "external_data"):
+        a = (tmp_path / "a" / "truth" / f"{topic}.jsonl").read_bytes()
+        assert a == (tmp_path / "b" / "truth" / f"{topic}.jsonl").read_bytes()
+        assert a != (tmp_path / "c" / "truth" / f"{topic}.jsonl").read_bytes()
+
+
+def test_fault_rates_within_ten_percent_on_100k_records():
+    world = World(WorldOptions(app_events=100_000, malformed_rate=0.02, duplicate_rate=0.03,
+                               late_rate=0.01, users=1000))
+    kinds = Counter()
+    for rec in world.records():
+        if rec.topic == "app_events":
+            kinds[rec.kind] += 1
+    valid = kinds["valid"] + kinds["late"]
+    assert valid >= 99_000
+    assert abs(kinds["malformed"] / kinds["valid"] - 0.02) <= 0.002
+    assert abs(kinds["duplicate"] / valid - 0.03) <= 0.003
+    # Late records the stream ended before could be delivered are never sent (the tail).
+    assert abs(kinds["late"] / valid - 0.01) <= 0.001 + 60 / valid
+
+
+def test_records_follow_the_contract():
+    world = World(WorldOptions(app_events=2000, users=50))
+    required = {"app_events": {"event_id", "event_type", "user_id", "session_id", "app_type", "event_timestamp"},
+                "clickstream": {"click_id", "session_id", "user_id", "page_url", "app_type", "event_timestamp"},
+                "external_data": {"record_id", "source", "fetched_at", "payload"}}
+    ops, forms = Counter(), Counter()
+    for rec in world.records():
+        if rec.value is None:
+            assert rec.topic == "cdc_changes" and rec.kind == "tombstone"
+            continue
+        obj = json.loads(rec.value)
+        if rec.topic in required:
+            assert required[rec.topic] <= set(obj), rec
+            assert obj[next(f for f in ("event_timestamp", "fetched_at") if f in obj)].endswith("Z")
+        else:
+            forms["wrapped" if "payload" in obj else "bare"] += 1
+            env = obj.get("payload", obj)
+            ops[(f"{env['source']['schema']}.{env['source']['table']}", env["op"])] += 1
+    assert {op for _, op in ops} >= {"r", "c", "u", "d"}
+    assert {t for t, _ in ops} == {"public.users", "public.orders", "public.products"}
+    assert forms["wrapped"] > 0 and forms["bare"] > 0
+
+
+def test_user_master_written(tmp_path):
+    import pandas as pd
+
+    generate(tmp_path, "m", "--app-events", "500", "--users", "40")
+    users = pd.read_parquet(tmp_path / "m" / "users")
+    assert len(users) == 40 and {"user_id", "signup_date", "country", "plan"} <= set(users.columns)
+
+
+def test_bad_generator_arguments_exit_2():
+    result = subprocess.run([sys.executable, "-m", "tools.generate_events", "--malformed-rate", "2"],
+                            check=False, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "--malformed-rate" in result.stderr
