@@ -26,7 +26,7 @@ jars:
 stack-up: setup ## start Kafka (KRaft) and a Spark master with two workers
 	$(PY) -m tools.stack up
 
-stack-down: ## stop exactly what stack-up started (safe to run twice)
+stack-down: ## stop the demo's orchestrator (if any), then exactly what stack-up started
 	@if [ -x $(PY) ]; then $(PY) -m tools.stack down; else echo "stack: nothing to stop"; fi
 
 stack-status:

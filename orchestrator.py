@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -67,8 +68,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _port(args) -> int:
-    import os
-
     return args.port or int(os.environ.get("ORCHESTRATOR_PORT", DEFAULT_PORT))
 
 
@@ -150,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     orch = Orchestrator(settings, registry, streaming=streaming, batch=batch, once=args.once)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: orch.request_shutdown(signum))
-    server = serve(orch.status, "127.0.0.1", _port(args))
+    server = serve(orch.status, os.environ.get("ORCHESTRATOR_HOST", "127.0.0.1"), _port(args))
     log.info("orchestrator started", extra={"streaming": streaming, "batch": batch, "port": _port(args)})
     try:
         return orch.run()

@@ -19,6 +19,9 @@ SPARK_MASTER_URL=${SPARK_MASTER_URL:-spark://$SPARK_MASTER_HOST:$SPARK_MASTER_PO
 
 case "$role" in
   master)
+    if [[ "${SPARK_LOCAL_IP:-}" == "auto" ]]; then
+      SPARK_LOCAL_IP=$(hostname -i | awk '{print $1}')
+    fi
     export SPARK_LOCAL_IP=${SPARK_LOCAL_IP:-$SPARK_MASTER_HOST}
     exec "$SPARK_HOME/bin/spark-class" org.apache.spark.deploy.master.Master \
       --host "$SPARK_MASTER_HOST" --port "$SPARK_MASTER_PORT" \
@@ -27,6 +30,10 @@ case "$role" in
   worker)
     n=${2:-1}
     host=${SPARK_WORKER_HOST:-127.0.0.1}
+    if [[ "$host" == "auto" ]]; then
+      # Containers: advertise this container's address so the master and drivers can reach it.
+      host=$(hostname -i | awk '{print $1}')
+    fi
     export SPARK_LOCAL_IP=${SPARK_LOCAL_IP:-$host}
     webui_port=${SPARK_WORKER_WEBUI_PORT:-$((8080 + n))}
     work_dir=${SPARK_WORKER_DIR:-.stack/spark/worker-$n}

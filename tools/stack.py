@@ -1,6 +1,6 @@
 """Native local stack: a Kafka broker (KRaft) and a Spark standalone master with two workers.
 
-Usage: python -m tools.stack {up|down|status} [--no-kafka] [--no-spark]
+Usage: python -m tools.stack {up|down|status|topics} [--no-kafka] [--no-spark]
 
 Each component is a real process started from the project's scripts, in its own process group,
 with its pid in `.stack/run/<name>.pid` and its output in `logs/stack/<name>.log`. `down` stops
@@ -245,6 +245,14 @@ def ensure_topics(bootstrap: str, partitions: int) -> list[str]:
         admin.close()
 
 
+def _wait_for_broker(bootstrap: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not kafka_ready(bootstrap):
+        if time.monotonic() > deadline:
+            raise StackError(f"Kafka broker at {bootstrap} not reachable after {timeout:.0f}s")
+        time.sleep(2)
+
+
 def up(with_kafka: bool = True, with_spark: bool = True, timeout: float = 120.0) -> None:
     comps = {c.name: c for c in components()}
     settings = load_settings()
@@ -275,7 +283,15 @@ def up(with_kafka: bool = True, with_spark: bool = True, timeout: float = 120.0)
               " with 2 ALIVE workers")
 
 
+# Processes started on top of the stack (the demo's orchestrator) are stopped first, so their
+# Spark applications end before the cluster goes away.
+CLIENTS = (Component("orchestrator", (), {}, markers=("orchestrator.py",)),)
+
+
 def down() -> None:
+    for client in CLIENTS:
+        if stop(client, timeout=150):
+            print(f"stack: {client.name} stopped")
     # Workers before the master, the master before the broker: each sees a clean goodbye.
     for comp in reversed(components()):
         print(f"stack: {comp.name} {'stopped' if stop(comp) else 'not running'}")
@@ -299,7 +315,8 @@ def status() -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.stack", description=__doc__.split("\n")[0])
-    parser.add_argument("action", choices=["up", "down", "status"])
+    parser.add_argument("action", choices=["up", "down", "status", "topics"],
+                        help="topics: only create the contract topics on KAFKA_BOOTSTRAP_SERVERS")
     parser.add_argument("--no-kafka", action="store_true", help="leave the broker out")
     parser.add_argument("--no-spark", action="store_true", help="leave the Spark cluster out")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for health")
@@ -307,6 +324,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.action == "up":
             up(not args.no_kafka, not args.no_spark, args.timeout)
+        elif args.action == "topics":
+            settings = load_settings()
+            _wait_for_broker(settings.kafka_bootstrap_servers, args.timeout)
+            created = ensure_topics(settings.kafka_bootstrap_servers, settings.kafka_topic_partitions)
+            print(f"stack: topics created: {created or 'none (exist)'}")
         elif args.action == "down":
             down()
         else:

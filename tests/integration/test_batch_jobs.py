@@ -3,7 +3,7 @@ ground truth (exact counts; percentiles within 1% rank error), plus idempotence 
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 import pandas as pd
 import pytest
@@ -11,7 +11,6 @@ import yaml
 
 from configs.spark_config import PROJECT_ROOT
 from tests import oracle
-from tests.integration.helpers import run_jobs
 
 pytestmark = pytest.mark.integration
 
@@ -111,10 +110,3 @@ def test_missing_input_gives_a_warning_and_no_output(batched):
     assert not (batched.root / "outputs" / "daily_summaries" / "summary_date=2026-10-01").exists()
     log = (batched.root / "logs" / "daily_summary.log").read_text()
     assert "input partitions missing" in log and "nothing written" in log
-
-
-def test_enrichment_picks_up_segments_after_restart(batched):
-    """Segments written by the batch job reach enriched_events via the enrichment job."""
-    _ = run_jobs, datetime
-    segments = batched.dataset("user_segments")
-    assert len(segments) > 0

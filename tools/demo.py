@@ -1,0 +1,146 @@
+"""Usage: python -m tools.demo [--app-events N] [--keep-data] [--stop]
+
+The whole platform on the native local stack, end to end:
+  1. start the stack (Kafka broker, Spark master + 2 workers) and fresh topics;
+  2. generate a few hours of event time (with malformed, duplicate and late records);
+  3. run the orchestrator with the four streaming jobs until they have caught up;
+  4. run the batch jobs for the generated hours and day(s) (orchestrator backfill);
+  5. print a report of the outputs and where to look.
+The stack and the orchestrator are left running for exploration unless --stop is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+from configs.spark_config import PROJECT_ROOT, TOPICS, load_settings
+from tools import stack
+from tools.report import render
+
+PID_FILE = stack.RUN_DIR / "orchestrator.pid"  # read by tools.stack down (stack.CLIENTS)
+
+
+def say(step: str) -> None:
+    print(f"\n==> [{datetime.now().strftime('%H:%M:%S')}] {step}", flush=True)
+
+
+def reset_topics(settings) -> None:
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, client_id="demo")
+    try:
+        existing = set(admin.list_topics()) & {settings.topics[t] for t in TOPICS}
+        if existing:
+            admin.delete_topics(sorted(existing))
+            deadline = time.monotonic() + 60
+            while set(admin.list_topics()) & existing and time.monotonic() < deadline:
+                time.sleep(1)
+    finally:
+        admin.close()
+    stack.ensure_topics(settings.kafka_bootstrap_servers, settings.kafka_topic_partitions)
+
+
+def stop_previous_orchestrator() -> None:
+    for client in stack.CLIENTS:
+        stack.stop(client, timeout=150)
+
+
+def caught_up(settings, jobs: list[str]) -> tuple[bool, str]:
+    """Every query of every job has processed data and then reported an empty batch."""
+    states = []
+    for job in jobs:
+        path = settings.state_root / "progress" / f"{job}.json"
+        try:
+            queries = json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):
+            states.append(f"{job}: starting")
+            continue
+        idle = all(q["input_rows"] == 0 and q["batch_id"] >= 1 for q in queries.values())
+        states.append(f"{job}: {'caught up' if idle else 'batch ' + str(max(q['batch_id'] for q in queries.values()))}")
+    return all(s.endswith("caught up") for s in states), ", ".join(states)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.demo", description=__doc__.split("\n\n")[1])
+    parser.add_argument("--app-events", type=int, default=25_000)
+    parser.add_argument("--keep-data", action="store_true", help="keep earlier outputs and topics")
+    parser.add_argument("--stop", action="store_true", help="stop the orchestrator and the stack at the end")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for the streaming jobs")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TRIGGER_INTERVAL", "5 seconds")
+    settings = load_settings()
+    started = time.monotonic()
+
+    say("1/5 starting the local stack (Kafka + Spark master + 2 workers)")
+    stack.up()
+    stop_previous_orchestrator()
+    if not args.keep_data:
+        for path in (settings.output_root, settings.checkpoint_root, settings.state_root):
+            shutil.rmtree(path, ignore_errors=True)
+        reset_topics(settings)
+
+    say(f"2/5 generating {args.app_events:,} app events (+ clicks, CDC, external data, faults)")
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    span = timedelta(minutes=args.app_events / 7.0 / 20.0)
+    start = hour - timedelta(hours=1) - span
+    subprocess.run([sys.executable, "-m", "tools.generate_events", "--app-events", str(args.app_events),
+                    "--start", start.isoformat(), "--malformed-rate", "0.01", "--duplicate-rate", "0.01",
+                    "--late-rate", "0.005"], check=True, cwd=PROJECT_ROOT)
+
+    say("3/5 orchestrator: streaming jobs on the cluster (status: http://127.0.0.1:8099/status)")
+    log_dir = settings.log_dir
+    log_dir.mkdir(parents=True, exist_ok=True)
+    orch = subprocess.Popen([sys.executable, "orchestrator.py", "--no-batch"], cwd=PROJECT_ROOT,
+                            stdout=(log_dir / "orchestrator.out").open("ab"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    PID_FILE.write_text(str(orch.pid))
+    jobs = ["event_aggregation", "clickstream_analysis", "cdc_transformation", "data_enrichment"]
+    deadline = time.monotonic() + args.timeout
+    done, detail = False, ""
+    while time.monotonic() < deadline and orch.poll() is None:
+        done, detail = caught_up(settings, jobs)
+        print(f"\r    {detail}"[:200].ljust(200), end="", flush=True)
+        if done:
+            break
+        time.sleep(5)
+    print()
+    if not done:
+        print(f"demo: the streaming jobs did not catch up in {args.timeout:.0f}s; see {log_dir}", file=sys.stderr)
+        return 1
+
+    say("4/5 batch jobs for the generated hours and days (orchestrator backfill)")
+    end = hour - timedelta(hours=1)
+    for job, first, last in (("hourly_aggregate", end.date(), end.date()),
+                             ("daily_summary", start.date(), end.date()),
+                             ("user_segmentation", end.date(), end.date())):
+        subprocess.run([sys.executable, "orchestrator.py", "backfill", "--job", job, "--from", first.isoformat(),
+                        "--to", last.isoformat()], cwd=PROJECT_ROOT, check=False)
+
+    say("5/5 report")
+    print(render(settings.output_root))
+    minutes = (time.monotonic() - started) / 60
+    print(f"""
+Where to look
+  Spark master UI      http://127.0.0.1:8080   (workers: http://127.0.0.1:8081, http://127.0.0.1:8082)
+  Orchestrator         http://127.0.0.1:8099/status  /health  /metrics   or: python orchestrator.py status
+  Logs (JSON lines)    {log_dir}/<job>.log, job output in {log_dir}/orchestrator/<job>.out
+  Outputs (Parquet)    {settings.output_root}
+Demo finished in {minutes:.1f} minutes.""")
+    if args.stop:
+        stop_previous_orchestrator()
+        stack.down()
+        print("Stopped the orchestrator and the stack.")
+    else:
+        print("The orchestrator and the stack keep running. Stop them with: make stack-down")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
