@@ -125,6 +125,7 @@ class Orchestrator:
             code = run.child.poll()
             if code is None:
                 continue
+            run.child.reap_group()
             del self.batch_runs[name]
             self.ledger.mark_done(name, run.interval, code, datetime.fromtimestamp(self.clock(), UTC))
             level = logging.INFO if code == 0 else logging.ERROR

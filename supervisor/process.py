@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import psutil
+
 from configs.spark_config import RestartPolicy
 
 log = logging.getLogger("orchestrator.process")
@@ -40,6 +42,7 @@ class Child(Protocol):
 
     def poll(self) -> int | None: ...
     def signal_group(self, sig: int) -> None: ...
+    def reap_group(self) -> None: ...
 
 
 @dataclass
@@ -56,10 +59,47 @@ class PosixChild:
         return self.popen.poll()
 
     def signal_group(self, sig: int) -> None:
+        if sig == signal.SIGTERM:
+            self.terminate_driver()
+            return
         try:
             os.killpg(self.popen.pid, sig)
         except ProcessLookupError:
             pass
+
+    def reap_group(self) -> None:
+        """SIGKILL whatever is left in the group once the leader has exited."""
+        try:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def terminate_driver(self) -> None:
+        """SIGTERM to the Python driver only, so that it stops its queries after the running
+        micro-batch and exits 0. Signalling the whole group would also reach the JVM (the
+        spark-submit launcher or the py4j gateway), whose shutdown hooks stop the SparkContext
+        under the driver's feet."""
+        target = driver_process(self.popen.pid)
+        try:
+            os.kill(target, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
+def driver_process(pid: int) -> int:
+    """The Python driver of a job launched as `pid`: itself when it runs Python, else the first
+    Python descendant (spark-submit runs the script as a child of its JVM)."""
+    try:
+        proc = psutil.Process(pid)
+        if "python" in os.path.basename(proc.cmdline()[0] if proc.cmdline() else ""):
+            return pid
+        for child in proc.children(recursive=True):
+            cmd = child.cmdline()
+            if cmd and "python" in os.path.basename(cmd[0]):
+                return child.pid
+    except psutil.Error:
+        pass
+    return pid
 
 
 def spawn(command: list[str], *, env: dict[str, str], log_path: Path, cwd: Path) -> PosixChild:
@@ -142,8 +182,14 @@ class SupervisedProcess:
     def tick(self) -> None:
         handler = {State.STARTING: self._tick_starting, State.RUNNING: self._tick_running,
                    State.BACKOFF: self._tick_backoff, State.STOPPING: self._tick_stopping}.get(self.state)
-        if handler:
-            handler(self.clock(), self.child.poll() if self.child is not None else None)
+        if handler is None:
+            return
+        code = self.child.poll() if self.child is not None else None
+        if code is not None:
+            # The leader is gone: whatever it left in its process group (a JVM, a grandchild)
+            # goes too, so that no orphan outlives its job.
+            self.child.reap_group()
+        handler(self.clock(), code)
 
     def _tick_starting(self, now: float, code: int | None) -> None:
         if code is not None:

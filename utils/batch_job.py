@@ -94,7 +94,7 @@ def run_batch_job(name: str, parser: argparse.ArgumentParser, body: Runner,
         print(f"{name}: {exc}", file=sys.stderr)
         return 2
     log = configure_logging(name, log_dir=settings.log_dir)
-    log.info("starting", extra={"args": {k: str(v) for k, v in vars(args).items()}})
+    log.info("starting", extra={"arguments": {k: str(v) for k, v in vars(args).items()}})
     spark = create_spark_session(name, settings)
     try:
         code = body(spark, settings, args, log)

@@ -138,7 +138,8 @@ def to_quarantine(df: DataFrame) -> DataFrame:
         F.col("partition"),
         F.col("offset"),
         F.col("timestamp").alias("kafka_timestamp"),
-        F.col("value").cast("string").alias("raw_value"),
+        # Parquet strings must be UTF-8: invalid bytes become U+FFFD here, and stay exact in base64.
+        F.make_valid_utf8(F.col("value").cast("string")).alias("raw_value"),
         F.col("_error").alias("error"),
         # Bytes that are not UTF-8 would be altered by the string column: keep them exactly.
         F.base64(F.col("value")).alias("raw_value_base64"),

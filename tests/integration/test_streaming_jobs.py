@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import signal
 import time
 import uuid
@@ -14,6 +15,7 @@ from datetime import timedelta
 import pandas as pd
 import pytest
 
+from supervisor.process import driver_process
 from tests import oracle
 from tests.integration.helpers import JOB_ENV, Run, run_jobs
 
@@ -149,7 +151,7 @@ def test_restart_after_sigterm_gives_the_one_shot_output(stack, tmp_path):
                 "events_aggregated_realtime", {}).get("batch_id", -1) >= 2:
             break
         time.sleep(1)
-    proc.send_signal(signal.SIGTERM)
+    os.kill(driver_process(proc.pid), signal.SIGTERM)
     assert proc.wait(timeout=120) == 0, (run.root / "event_aggregation.out").read_text()[-3000:]
     run.generate("--app-events", "5000", "--seed", "2", "--start", "2026-11-20T11:00:00Z", *common,
                  truth=run.root / "truth2")

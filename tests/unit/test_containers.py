@@ -63,7 +63,8 @@ def test_kafka_and_generator_only_in_the_demo_profile():
     assert SERVICES["kafka"]["image"].startswith("apache/kafka:4.")
     assert SERVICES["kafka"]["profiles"] == ["demo"] and SERVICES["generator"]["profiles"] == ["demo"]
     assert "profiles" not in SERVICES["orchestrator"]
-    assert SERVICES["orchestrator"]["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == "${KAFKA_BOOTSTRAP_SERVERS:-kafka:9092}"
+    bootstrap = SERVICES["orchestrator"]["environment"]["KAFKA_BOOTSTRAP_SERVERS"]
+    assert bootstrap == "${KAFKA_BOOTSTRAP_SERVERS:-kafka:9092}"
 
 
 def test_worker_cores_and_memory_configurable():
@@ -101,7 +102,8 @@ def test_container_commands_refer_to_scripts_that_exist_and_the_native_stack_use
 
 def test_dockerfile_passes_hadolint():
     hadolint = Path(sys.executable).parent / "hadolint"
-    result = subprocess.run([str(hadolint), str(PROJECT_ROOT / "Dockerfile")], check=False, capture_output=True, text=True)
+    dockerfile = str(PROJECT_ROOT / "Dockerfile")
+    result = subprocess.run([str(hadolint), dockerfile], check=False, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

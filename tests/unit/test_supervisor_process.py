@@ -28,13 +28,17 @@ class FakeChild:
     exit_code: int | None = None
     ignores_sigterm: bool = False
     signals: list[int] = field(default_factory=list)
+    reaped: bool = False
 
     def poll(self) -> int | None:
         return self.exit_code
 
+    def reap_group(self) -> None:
+        self.reaped = True
+
     def signal_group(self, sig: int) -> None:
         self.signals.append(sig)
-        if sig == signal.SIGKILL or not self.ignores_sigterm:
+        if self.exit_code is None and (sig == signal.SIGKILL or not self.ignores_sigterm):
             self.exit_code = -sig if sig == signal.SIGKILL else 0
 
 
