@@ -1,0 +1,344 @@
+"""Usage: python -m benchmarks.run [--events N] [--batch-events M] [--only a,b]
+
+Benchmarks on the local stack (started if needed); figures are printed and appended, with the
+machine and the git revision, to BENCHMARKS.md (raw numbers in benchmarks/results/latest.json).
+
+  generator   events/s produced by tools.generate_events into the local broker
+  streaming   N synthetic app events preloaded to Kafka; the ceiling (read + same JSON parsing +
+              count) next to event_aggregation and data_enrichment in --available-now mode on
+              the 2-worker cluster; start-up to the first micro-batch; peak RSS
+  batch       M events as enriched_events Parquet; each batch job's computation vs DuckDB doing
+              the same on the same files; session start-up separately
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import psutil
+
+from configs.spark_config import PROJECT_ROOT, load_settings
+
+RESULTS = PROJECT_ROOT / "benchmarks" / "results"
+MASTER = "spark://127.0.0.1:7077"
+
+
+def machine() -> str:
+    mem = psutil.virtual_memory().total / 2**30
+    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, cwd=PROJECT_ROOT, capture_output=True,
+                         text=True).stdout.strip()
+    return (f"{platform.node()} · {os.cpu_count()} cores · {mem:.0f} GiB · {platform.platform()} · "
+            f"Python {platform.python_version()} · git {rev or 'uncommitted'}")
+
+
+class PeakRss:
+    """Samples the RSS of processes whose command line matches, every 0.5 s."""
+
+    def __init__(self, **patterns: str):
+        self.patterns = patterns
+        self.peak = dict.fromkeys(patterns, 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            totals = dict.fromkeys(self.patterns, 0)
+            for proc in psutil.process_iter(["cmdline", "memory_info"]):
+                cmd = " ".join(proc.info["cmdline"] or [])
+                for name, pattern in self.patterns.items():
+                    if pattern in cmd and proc.info["memory_info"]:
+                        totals[name] = max(totals[name], proc.info["memory_info"].rss)
+            for name, value in totals.items():
+                self.peak[name] = max(self.peak[name], value)
+            self._stop.wait(0.5)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def mib(self) -> dict[str, float]:
+        return {k: round(v / 2**20) for k, v in self.peak.items()}
+
+
+def bench_generator(n: int) -> dict:
+    prefix = f"benchgen{int(time.time())}_"
+    env = {**os.environ, **{f"TOPIC_{t.upper()}": prefix + t for t in
+                            ("app_events", "clickstream", "cdc_changes", "external_data")}}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = subprocess.run([sys.executable, "-m", "tools.generate_events", "--app-events", str(n),
+                              "--user-master-path", tmp], cwd=PROJECT_ROOT, env=env, capture_output=True,
+                             text=True, check=True)
+        no_kafka = subprocess.run([sys.executable, "-m", "tools.generate_events", "--app-events", str(n),
+                                   "--user-master-path", tmp, "--no-kafka"], cwd=PROJECT_ROOT, env=env,
+                                  capture_output=True, text=True, check=True)
+    produced = json.loads(out.stdout.strip().splitlines()[-1])
+    generated = json.loads(no_kafka.stdout.strip().splitlines()[-1])
+    return {"records": produced["records"], "produce_records_per_s": produced["records_per_second"],
+            "generate_only_records_per_s": generated["records_per_second"]}
+
+
+def _job_env(root: Path, topic: str, master: str) -> dict[str, str]:
+    from utils.spark_utils import spark_submit_env
+
+    return spark_submit_env({**os.environ, "OUTPUT_ROOT": str(root / "outputs"),
+                             "CHECKPOINT_ROOT": str(root / "checkpoints"), "STATE_ROOT": str(root / "state"),
+                             "LOG_DIR": str(root / "logs"), "TOPIC_APP_EVENTS": topic,
+                             "TOPIC_EXTERNAL_DATA": topic + "_external", "SPARK_MASTER_URL": master,
+                             "USER_MASTER_PATH": str(root / "users.csv")})
+
+
+def run_streaming_job(job: str, topic: str, master: str, root: Path) -> dict:
+    from utils.spark_utils import spark_submit_command
+
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "users.csv").write_text("user_id,signup_date,country,plan\nuser_000001,2025-01-01,DE,basic\n")
+    cmd = spark_submit_command(PROJECT_ROOT / "jobs" / "streaming" / f"{job}.py", ["--available-now"],
+                               master=master)
+    started = time.monotonic()
+    with PeakRss(driver=f"jobs/streaming/{job}.py", executor="CoarseGrainedExecutorBackend") as rss, \
+            (root / f"{job}.out").open("w") as log:
+        code = subprocess.run(cmd, check=False, cwd=PROJECT_ROOT, env=_job_env(root, topic, master), stdout=log,
+                              stderr=subprocess.STDOUT).returncode
+    wall = time.monotonic() - started
+    progress = [json.loads(line) for line in (root / "logs" / f"{job}.log").read_text().splitlines()]
+    main = {"event_aggregation": "events_aggregated_realtime", "data_enrichment": "enriched_events"}[job]
+    batches = [p for p in progress if p.get("message") == "batch progress" and p["query_name"] == main]
+    rows = sum(p["input_rows"] for p in batches)
+    busy = sum(p["batch_duration_ms"] for p in batches) / 1000
+    first_done = min(datetime.fromisoformat(p["asctime"].replace(",", ".")) for p in batches)
+    start_log = next(p for p in progress if p.get("message") == "starting")
+    durations = sorted(p["batch_duration_ms"] for p in batches if p["input_rows"])
+    return {"exit_code": code, "rows": rows, "wall_s": round(wall, 1), "batches": len(batches),
+            "rows_per_s_wall": round(rows / wall), "rows_per_s_in_batches": round(rows / busy) if busy else None,
+            "driver_start_to_first_batch_s": round((first_done - datetime.fromisoformat(
+                start_log["asctime"].replace(",", "."))).total_seconds(), 1),
+            "batch_ms_p50": durations[len(durations) // 2] if durations else None,
+            "batch_ms_max": durations[-1] if durations else None, "peak_rss_mib": rss.mib()}
+
+
+def bench_streaming(n: int) -> dict:
+    from benchmarks.synthetic import app_events, as_kafka_records
+    from utils import transformations as X
+    from utils.spark_utils import create_spark_session, read_kafka_batch
+
+    settings = load_settings()
+    topic = f"bench_app_events_{n}"
+    spark = create_spark_session("bench-streaming", settings, master=MASTER)
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    fresh = topic not in admin.list_topics()
+    if fresh:
+        admin.create_topics([NewTopic(topic, num_partitions=settings.kafka_topic_partitions, replication_factor=1)])
+    admin.close()
+    out: dict = {"events": n, "topic_partitions": settings.kafka_topic_partitions}
+    if fresh:
+        t = time.monotonic()
+        (as_kafka_records(app_events(spark, n)).write.format("kafka").options(**settings.kafka_options())
+         .option("topic", topic).option("kafka.linger.ms", "50").option("kafka.batch.size", "1048576")
+         .option("kafka.compression.type", "lz4").save())
+        out["preload_s"] = round(time.monotonic() - t, 1)
+        out["preload_events_per_s"] = round(n / (time.monotonic() - t))
+    t = time.monotonic()
+    raw = read_kafka_batch(spark, topic, settings)
+    count = (raw.transform(X.with_json_validation, X.APP_EVENTS_SPEC).transform(X.filter_valid_records)
+             .transform(X.extract_app_events).count())
+    ceiling_s = time.monotonic() - t
+    out["ceiling"] = {"rows": count, "seconds": round(ceiling_s, 1), "rows_per_s": round(count / ceiling_s)}
+    spark.stop()
+    with tempfile.TemporaryDirectory(prefix="bench-stream-") as tmp:
+        for job in ("event_aggregation", "data_enrichment"):
+            res = run_streaming_job(job, topic, MASTER, Path(tmp) / job)
+            res["ratio_to_ceiling"] = round(res["rows_per_s_wall"] / out["ceiling"]["rows_per_s"], 2)
+            out[job] = res
+    return out
+
+
+def bench_startup() -> dict:
+    """spark-submit to the first completed micro-batch: cluster vs local, on a small topic."""
+    from benchmarks.synthetic import app_events, as_kafka_records
+    from utils.spark_utils import create_spark_session
+
+    settings = load_settings()
+    topic = "bench_startup_app_events"
+    spark = create_spark_session("bench-startup-load", settings, master="local[2]")
+    (as_kafka_records(app_events(spark, 20_000, partitions=2)).write.format("kafka")
+     .options(**settings.kafka_options()).option("topic", topic).save())
+    spark.stop()
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="bench-start-") as tmp:
+        for name, master in (("cluster", MASTER), ("local", "local[2]")):
+            started = time.monotonic()
+            res = run_streaming_job("event_aggregation", topic, master, Path(tmp) / name)
+            out[name] = {"submit_to_exit_s": round(time.monotonic() - started, 1),
+                         "driver_start_to_first_batch_s": res["driver_start_to_first_batch_s"]}
+    return out
+
+
+BATCH_SQL = {
+    "hourly_aggregate": """
+        SELECT date_trunc('hour', event_timestamp) AS hour_start, event_type, app_type,
+               count(*) AS event_count, count(DISTINCT user_id) AS unique_users,
+               count(DISTINCT session_id) AS unique_sessions
+        FROM events WHERE event_date = DATE '{day}' AND hour(event_timestamp) = 12 GROUP BY ALL""",
+    "daily_summary": """
+        WITH e AS (SELECT * FROM events WHERE event_date = DATE '{day}'),
+        per_user AS (SELECT k, user_id, count(*) AS n FROM e, unnest([app_type, 'all']) AS t(k) GROUP BY ALL),
+        ek AS (SELECT k, sum(n) AS total_events, count(*) AS active_users,
+                      quantile_cont(n, [0.5, 0.95]) AS epu FROM per_user GROUP BY k),
+        s AS (SELECT k, count(*) AS total_sessions, avg(duration_seconds) AS avg_d,
+                     quantile_cont(duration_seconds, [0.5, 0.95]) AS d, quantile_cont(click_count, [0.5, 0.95]) AS c
+              FROM sessions, unnest([app_type, 'all']) AS t(k) WHERE session_date = DATE '{day}' GROUP BY k)
+        SELECT * FROM ek FULL JOIN s USING (k)""",
+    "user_segmentation": """
+        SELECT user_id, count(*) AS total_events, count(DISTINCT event_date) AS active_days,
+               count(DISTINCT session_id) AS total_sessions, sum((event_type = 'purchase')::int) AS purchases,
+               sum(CASE WHEN event_type = 'purchase' THEN coalesce(revenue, 0) END) AS revenue,
+               max(event_timestamp) AS last_seen, mode(app_type) AS preferred_app_type
+        FROM events GROUP BY user_id""",
+}
+
+
+def bench_batch(n: int) -> dict:
+    import duckdb
+
+    from benchmarks.synthetic import app_events, as_enriched, sessions_from_events
+    from utils import kpis
+    from utils.spark_utils import create_spark_session
+
+    settings = load_settings()
+    t = time.monotonic()
+    spark = create_spark_session("bench-batch", settings, master=MASTER)
+    session_start = time.monotonic() - t
+    data = Path(tempfile.mkdtemp(prefix="bench-batch-"))
+    out: dict = {"events": n, "session_start_s": round(session_start, 1)}
+    try:
+        events = app_events(spark, n, start="2026-11-20 00:00:00", span_seconds=3 * 86_400)
+        t = time.monotonic()
+        as_enriched(events).write.partitionBy("event_date").parquet(str(data / "enriched_events"))
+        enriched = spark.read.parquet(str(data / "enriched_events"))
+        sessions_from_events(enriched).write.partitionBy("session_date").parquet(str(data / "sessions"))
+        out["write_inputs_s"] = round(time.monotonic() - t, 1)
+        sessions = spark.read.parquet(str(data / "sessions"))
+        day = date(2026, 11, 21)
+        runs = {
+            "hourly_aggregate": lambda: kpis.hourly_aggregates(enriched.filter(
+                (enriched.event_date == day) & (enriched.event_timestamp.substr(12, 2) == "12"))),
+            "daily_summary": lambda: kpis.daily_summary(enriched.filter(enriched.event_date == day),
+                                                        sessions.filter(sessions.session_date == day),
+                                                        summary_date=day),
+            "user_segmentation": lambda: kpis.user_segments(enriched, sessions, as_of_date=date(2026, 11, 22),
+                                                            lookback_days=3, rules=kpis.load_segmentation_rules()),
+        }
+        con = duckdb.connect()
+        con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet('{data}/enriched_events/*/*.parquet', "
+                    "hive_partitioning = true)")
+        con.execute(f"CREATE VIEW sessions AS SELECT * FROM read_parquet('{data}/sessions/*/*.parquet', "
+                    "hive_partitioning = true)")
+        for name, build in runs.items():
+            target = data / "out" / name
+            t = time.monotonic()
+            build().write.mode("overwrite").parquet(str(target))
+            spark_s = time.monotonic() - t
+            t = time.monotonic()
+            con.execute(f"COPY ({BATCH_SQL[name].format(day=day)}) TO '{data}/duck_{name}.parquet' (FORMAT parquet)")
+            duck_s = time.monotonic() - t
+            out[name] = {"spark_s": round(spark_s, 2), "duckdb_s": round(duck_s, 2),
+                         "ratio": round(spark_s / duck_s, 1)}
+    finally:
+        spark.stop()
+        shutil.rmtree(data, ignore_errors=True)
+    return out
+
+
+def to_markdown(results: dict) -> str:
+    lines = [f"\n## Run of {results['when']}\n", f"Machine: {results['machine']}\n",
+             f"Command: `{results['command']}`\n"]
+    if "generator" in results:
+        g = results["generator"]
+        lines.append(f"- **Generator** ({g['records']:,} records, kafka-python, acks=all, snappy): "
+                     f"{g['produce_records_per_s']:,.0f} records/s produced; generation alone "
+                     f"{g['generate_only_records_per_s']:,.0f} records/s (goal 50,000: not reached).")
+    if "streaming" in results:
+        s = results["streaming"]
+        c = s["ceiling"]
+        lines.append(f"- **Streaming**, {s['events']:,} events on a {s['topic_partitions']}-partition topic, "
+                     f"2-worker cluster, `--available-now`:")
+        lines.append("\n| query | rows | wall s | rows/s (wall) | rows/s (in batches) | ratio to ceiling | "
+                     "batches | start→first batch s | peak RSS driver / executor MiB |")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
+        lines.append(f"| ceiling: read + same JSON parsing + count | {c['rows']:,} | {c['seconds']} | "
+                     f"{c['rows_per_s']:,} | | 1.00 | | | |")
+        for job in ("event_aggregation", "data_enrichment"):
+            r = s[job]
+            lines.append(f"| {job} | {r['rows']:,} | {r['wall_s']} | {r['rows_per_s_wall']:,} | "
+                         f"{r['rows_per_s_in_batches']:,} | {r['ratio_to_ceiling']} | {r['batches']} | "
+                         f"{r['driver_start_to_first_batch_s']} | {r['peak_rss_mib']['driver']} / "
+                         f"{r['peak_rss_mib']['executor']} |")
+    if "startup" in results:
+        st = results["startup"]
+        lines.append(f"\n- **Start-up** (spark-submit → first completed micro-batch, 20k events): cluster "
+                     f"{st['cluster']['driver_start_to_first_batch_s']} s after driver start "
+                     f"({st['cluster']['submit_to_exit_s']} s submit to exit); local[2] "
+                     f"{st['local']['driver_start_to_first_batch_s']} s ({st['local']['submit_to_exit_s']} s).")
+    if "batch" in results:
+        b = results["batch"]
+        lines.append(f"\n- **Batch**, {b['events']:,} events (3 days) as Parquet; Spark on the 2-worker cluster "
+                     f"(session start {b['session_start_s']} s, not included) vs DuckDB on the same files:\n")
+        lines.append("| job | Spark s | DuckDB s | ratio |\n|---|---|---|---|")
+        for name in BATCH_SQL:
+            r = b[name]
+            lines.append(f"| {name} | {r['spark_s']} | {r['duckdb_s']} | {r['ratio']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[1])
+    parser.add_argument("--events", type=int, default=int(os.environ.get("BENCH_EVENTS", "5000000")))
+    parser.add_argument("--batch-events", type=int, default=int(os.environ.get("BENCH_BATCH_EVENTS", "10000000")))
+    parser.add_argument("--generator-events", type=int, default=30_000)
+    parser.add_argument("--only", default="generator,streaming,startup,batch")
+    args = parser.parse_args(argv)
+    from tools import stack
+
+    stack.up()
+    results: dict = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
+                     "command": "make bench " + " ".join(argv or sys.argv[1:])}
+    wanted = args.only.split(",")
+    steps = {"generator": lambda: bench_generator(args.generator_events),
+             "streaming": lambda: bench_streaming(args.events), "startup": bench_startup,
+             "batch": lambda: bench_batch(args.batch_events)}
+    for name, step in steps.items():
+        if name in wanted:
+            print(f"bench: {name} ...", flush=True)
+            results[name] = step()
+            print(json.dumps(results[name], indent=1), flush=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
+    bench_md = PROJECT_ROOT / "BENCHMARKS.md"
+    if not bench_md.exists():
+        bench_md.write_text("# Benchmarks\n\nWritten by `make bench` (benchmarks/run.py); newest run last.\n")
+    with bench_md.open("a") as f:
+        f.write(to_markdown(results))
+    print(to_markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

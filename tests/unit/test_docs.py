@@ -1,0 +1,68 @@
+"""The commands in README.md and QUICK_START.md stay true: make targets exist, every Python
+entry point they name exists and answers --help, compose profiles and services exist."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from configs.spark_config import PROJECT_ROOT
+
+DOCS = ("README.md", "QUICK_START.md")
+
+
+def commands() -> list[tuple[str, str]]:
+    found = []
+    for doc in DOCS:
+        text = (PROJECT_ROOT / doc).read_text()
+        for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+            for line in block.splitlines():
+                line = line.split("#", 1)[0].strip()
+                if line:
+                    found.append((doc, line))
+    return found
+
+
+MAKE_TARGETS = set(re.findall(r"^([a-z][a-z-]*):", (PROJECT_ROOT / "Makefile").read_text(), flags=re.M))
+
+
+def entry_point(words: list[str]) -> list[str] | None:
+    """The Python entry point of a documented command, as an argv to run with --help."""
+    while words and "=" in words[0]:
+        words = words[1:]
+    if not words or not words[0].endswith("python"):
+        return None
+    if words[1] == "-m":
+        return [sys.executable, "-m", words[2]]
+    return [sys.executable, words[1]]
+
+
+@pytest.mark.parametrize(("doc", "line"), commands())
+def test_documented_command_is_real(doc, line):
+    words = shlex.split(line)
+    env_stripped = [w for w in words if "=" not in w or w.startswith("-")]
+    if env_stripped[0] == "make":
+        assert set(env_stripped[1:]) <= MAKE_TARGETS, f"{doc}: {line}"
+    elif env_stripped[0] == "docker":
+        compose = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+        profiles = {p for s in compose["services"].values() for p in s.get("profiles", [])}
+        for i, w in enumerate(env_stripped):
+            if w == "--profile":
+                assert env_stripped[i + 1] in profiles
+        for w in env_stripped[env_stripped.index("compose") + 1:]:
+            if w in ("logs", "-f"):
+                continue
+            if not w.startswith("-") and w not in ("up", "down", "data-platform", "demo") \
+                    and not w.startswith("-v"):
+                assert w in compose["services"], f"{doc}: unknown service {w}"
+    elif entry_point(words):
+        argv = entry_point(words)
+        result = subprocess.run([*argv, "--help"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, f"{doc}: {line}\n{result.stderr}"
+    else:
+        assert env_stripped[0] in ("curl", "jq", "KEEP_STACK=1"), f"{doc}: unrecognised command {line}"
