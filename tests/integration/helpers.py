@@ -56,6 +56,7 @@ class Run:
         return spark_submit_command(script, args, master=MASTER)
 
     def start_job(self, job: str, *args: str, extra_env: dict | None = None) -> subprocess.Popen:
+        self.root.mkdir(parents=True, exist_ok=True)
         log = (self.root / f"{job}.out").open("ab")
         return subprocess.Popen(self.job_command(job, *args), cwd=PROJECT_ROOT,
                                 env=spark_submit_env({**os.environ, **self.env, **(extra_env or {})}),
