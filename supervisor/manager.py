@@ -89,7 +89,8 @@ class Orchestrator:
         for name, proc in self.processes.items():
             proc.tick()
             if proc.state is State.RUNNING and proc.stats.last_start and proc.policy.stale_progress_triggers:
-                stale_after = proc.policy.stale_progress_triggers * self.trigger_seconds
+                stale_after = max(proc.policy.stale_progress_triggers * self.trigger_seconds,
+                                  proc.policy.stale_progress_min_seconds)
                 if health.is_stale(self._progress_file(name), started_at=proc.stats.last_start,
                                    stale_after=stale_after, now=now):
                     log.warning("%s: no streaming progress for %.0fs: restarting", name, stale_after)

@@ -62,7 +62,11 @@ def positive_days(value: str) -> int:
 
 def read_dataset(spark: SparkSession, settings: Settings, name: str, log: ContextLogger, *,
                  partition_col: str, first: date, last: date) -> DataFrame | None:
-    """Partitions [first, last] of a dataset, or None (with a warning) when there are none."""
+    """Partitions [first, last] of a dataset, or None (with a warning) when there are none.
+
+    The dataset root is read (not the partition folders), so that Spark honours the streaming
+    sink's `_spark_metadata` log: files a crashed micro-batch left behind are not part of it.
+    """
     path = Path(settings.dataset_path(name))
     wanted = [f"{partition_col}={first + timedelta(days=i)}" for i in range((last - first).days + 1)]
     present = [p for p in wanted if (path / p).is_dir()]
@@ -71,8 +75,7 @@ def read_dataset(spark: SparkSession, settings: Settings, name: str, log: Contex
         log.warning("input partitions missing", extra={"dataset": name, "missing": missing})
     if not present:
         return None
-    df = spark.read.option("basePath", str(path)).parquet(*(str(path / p) for p in present))
-    return df.filter(F.col(partition_col).between(F.lit(first), F.lit(last)))
+    return spark.read.parquet(str(path)).filter(F.col(partition_col).between(F.lit(first), F.lit(last)))
 
 
 def write_partitions(df: DataFrame, settings: Settings, name: str, partition_by: list[str]) -> None:

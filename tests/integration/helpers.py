@@ -63,10 +63,24 @@ class Run:
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def dataset(self, name: str) -> pd.DataFrame:
+        """A dataset as its readers see it: for a streaming sink, only the files its
+        `_spark_metadata` log committed (a killed micro-batch may leave others behind)."""
         path = self.root / "outputs" / name
         if not path.exists():
             return pd.DataFrame()
-        return pd.read_parquet(path)
+        committed = committed_files(path)
+        if committed is None:
+            return pd.read_parquet(path)
+        if not committed:
+            return pd.DataFrame()
+        frames = []
+        for f in committed:
+            frame = pd.read_parquet(f)
+            for part in Path(f).relative_to(path).parts[:-1]:
+                key, value = part.split("=", 1)
+                frame[key] = value
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True)
 
     def progress_records(self, job: str) -> list[dict]:
         path = self.root / "logs" / f"{job}.log"
@@ -81,6 +95,21 @@ GEN_ARGS = ("--app-events", "12000", "--users", "300", "--seed", "11",
             "--duplicate-rate", "0.02", "--late-rate", "0.01", "--late-delay-minutes", "60")
 # Small batches, so that the watermark advances while the late records are still to come.
 JOB_ENV = {"KAFKA_MAX_OFFSETS_PER_TRIGGER": "1500"}
+
+def committed_files(path: Path) -> list[str] | None:
+    """Files committed by a file sink's metadata log (None when the folder has no log)."""
+    log_dir = path / "_spark_metadata"
+    if not log_dir.is_dir():
+        return None
+    added: dict[str, bool] = {}
+    entries = sorted(log_dir.iterdir(), key=lambda p: int(p.name.split(".")[0]))
+    for entry in entries:
+        for line in entry.read_text().splitlines()[1:]:
+            record = json.loads(line)
+            local = record["path"].removeprefix("file://")
+            added[local] = record["action"] == "add"
+    return [p for p, present in added.items() if present and Path(p).exists()]
+
 
 STREAMING = ("event_aggregation", "clickstream_analysis", "cdc_transformation", "data_enrichment")
 
