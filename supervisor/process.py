@@ -86,20 +86,26 @@ class PosixChild:
             pass
 
 
+def _is_python(proc: psutil.Process) -> bool:
+    try:
+        cmd = proc.cmdline()
+    except psutil.Error:
+        # A child that is exiting or a zombie (the JVM forks short-lived helpers): not the driver.
+        return False
+    return bool(cmd) and "python" in os.path.basename(cmd[0])
+
+
 def driver_process(pid: int) -> int:
     """The Python driver of a job launched as `pid`: itself when it runs Python, else the first
     Python descendant (spark-submit runs the script as a child of its JVM)."""
     try:
-        proc = psutil.Process(pid)
-        if "python" in os.path.basename(proc.cmdline()[0] if proc.cmdline() else ""):
+        leader = psutil.Process(pid)
+        if _is_python(leader):
             return pid
-        for child in proc.children(recursive=True):
-            cmd = child.cmdline()
-            if cmd and "python" in os.path.basename(cmd[0]):
-                return child.pid
+        children = leader.children(recursive=True)
     except psutil.Error:
-        pass
-    return pid
+        return pid
+    return next((child.pid for child in children if _is_python(child)), pid)
 
 
 def spawn(command: list[str], *, env: dict[str, str], log_path: Path, cwd: Path) -> PosixChild:

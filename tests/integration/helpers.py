@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -102,7 +103,8 @@ def committed_files(path: Path) -> list[str] | None:
     if not log_dir.is_dir():
         return None
     added: dict[str, bool] = {}
-    entries = sorted(log_dir.iterdir(), key=lambda p: int(p.name.split(".")[0]))
+    entries = sorted((p for p in log_dir.iterdir() if re.fullmatch(r"\d+(\.compact)?", p.name)),
+                     key=lambda p: int(p.name.split(".")[0]))
     for entry in entries:
         for line in entry.read_text().splitlines()[1:]:
             record = json.loads(line)
