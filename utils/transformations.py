@@ -523,3 +523,36 @@ ENRICHED_COLUMNS = (
 def finalize_enriched(df: DataFrame) -> DataFrame:
     """Order the enriched columns as documented and add the partition column."""
     return df.withColumn("event_date", F.to_date(F.col("event_timestamp"))).select(*ENRICHED_COLUMNS)
+
+
+class DataTransformations:
+    """The transforms above as one namespace, for `df.transform(DataTransformations.x, ...)`.
+
+    Each is a pure function of DataFrames and plain values; see the module functions for docs.
+    """
+
+    with_json_validation = staticmethod(with_json_validation)
+    parse_kafka_value_json = staticmethod(parse_kafka_value_json)
+    to_quarantine = staticmethod(to_quarantine)
+    count_records = staticmethod(count_records)
+    filter_valid_records = staticmethod(filter_valid_records)
+    extract_app_events = staticmethod(extract_app_events)
+    extract_clicks = staticmethod(extract_clicks)
+    extract_external_data = staticmethod(extract_external_data)
+    add_window_time = staticmethod(add_window_time)
+    remove_duplicates = staticmethod(remove_duplicates)
+    fill_nulls = staticmethod(fill_nulls)
+    aggregate_by_dimensions = staticmethod(aggregate_by_dimensions)
+    aggregate_by_user_window = staticmethod(aggregate_by_user_window)
+    pivot_table = staticmethod(pivot_table)
+    calculate_session_duration = staticmethod(calculate_session_duration)
+    sessionize_clicks = staticmethod(sessionize_clicks)
+    unwrap_debezium_envelope = staticmethod(unwrap_debezium_envelope)
+    validate_debezium = staticmethod(validate_debezium)
+    transform_cdc = staticmethod(transform_cdc)
+    summarize_cdc = staticmethod(summarize_cdc)
+    prepare_user_master = staticmethod(prepare_user_master)
+    latest_segments = staticmethod(latest_segments)
+    enrich_with_user_data = staticmethod(enrich_with_user_data)
+    enrich_with_user_segment = staticmethod(enrich_with_user_segment)
+    finalize_enriched = staticmethod(finalize_enriched)

@@ -150,3 +150,21 @@ def test_start_fails_fast_naming_a_taken_port(tmp_path):
     assert "port 19092 (KAFKA_PORT)" in result.stderr
     assert time.monotonic() - started < 30
     assert _pids(stack_dir) == [] if (stack_dir / "run").exists() else True
+
+
+def test_write_kafka_stream_delivers_every_row(stack, spark_cluster_session, tmp_path):
+    from utils.spark_utils import write_kafka_stream
+
+    spark = spark_cluster_session
+    source = tmp_path / "in"
+    source.mkdir()
+    (source / "rows.json").write_text("\n".join(json.dumps({"k": f"k{i}", "v": f"value {i}"}) for i in range(50)))
+    topic = f"sink-{uuid.uuid4().hex[:8]}"
+    stream = spark.readStream.schema("k string, v string").json(str(source)).selectExpr("k AS key", "v AS value")
+    query = write_kafka_stream(stream, topic=topic, checkpoint_location=str(tmp_path / "ckpt"),
+                               query_name="to-kafka", settings=load_settings(), available_now=True)
+    query.awaitTermination()
+    from utils.spark_utils import read_kafka_batch
+
+    got = read_kafka_batch(spark, topic, load_settings()).selectExpr("CAST(value AS STRING) AS v").collect()
+    assert sorted(r.v for r in got) == sorted(f"value {i}" for i in range(50))
