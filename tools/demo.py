@@ -62,7 +62,7 @@ def caught_up(settings, jobs: list[str]) -> tuple[bool, str]:
         except (FileNotFoundError, ValueError):
             states.append(f"{job}: starting")
             continue
-        idle = all(q["input_rows"] == 0 and q["batch_id"] >= 1 for q in queries.values())
+        idle = bool(queries) and all(q.get("idle") for q in queries.values())
         states.append(f"{job}: {'caught up' if idle else 'batch ' + str(max(q['batch_id'] for q in queries.values()))}")
     return all(s.endswith("caught up") for s in states), ", ".join(states)
 

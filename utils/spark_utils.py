@@ -325,19 +325,24 @@ class ProgressLogger(StreamingQueryListener):
         self.log.bind(query_id=record["query_id"], batch_id=record["batch_id"]).info(
             "batch progress", extra=record
         )
+        record.update(logged_at=time.time(), idle=record["input_rows"] == 0)
         with self._lock:
-            self.latest[record["query_name"] or record["query_id"]] = {
-                **record, "logged_at": time.time()}
-            if self.progress_file:
-                tmp = self.progress_file.with_suffix(".tmp")
-                tmp.write_text(json.dumps(self.latest, default=str))
-                tmp.replace(self.progress_file)
+            self.latest[record["query_name"] or record["query_id"]] = record
+            self._save()
 
     def onQueryIdle(self, event: Any) -> None:
+        """No new data since the last batch: the query has caught up (and is alive)."""
         with self._lock:
             for record in self.latest.values():
                 if record["query_id"] == str(event.id):
-                    record["logged_at"] = time.time()
+                    record.update(logged_at=time.time(), idle=True)
+            self._save()
+
+    def _save(self) -> None:
+        if self.progress_file:
+            tmp = self.progress_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.latest, default=str))
+            tmp.replace(self.progress_file)
 
     def onQueryTerminated(self, event: Any) -> None:
         extra = {"query_id": str(event.id), "exception": event.exception}
