@@ -49,7 +49,9 @@ class Record:
     note: str = ""
 
     def truth_line(self) -> str:
-        """One ground-truth JSON line; values that are not UTF-8 are given as latin-1 + a flag."""
+        """One ground-truth JSON line; values that are not UTF-8 are given as latin-1 + a flag.
+
+        ASCII-only, so that no reader splits a line on a Unicode line break inside a value."""
         value: str | None
         binary = False
         if self.value is None:
@@ -61,7 +63,7 @@ class Record:
                 value, binary = self.value.decode("latin-1"), True
         return json.dumps({"topic": self.topic, "key": self.key.decode() if self.key else None,
                            "value": value, "binary": binary, "kind": self.kind, "note": self.note},
-                          ensure_ascii=False)
+                          ensure_ascii=True)
 
 
 @dataclass
