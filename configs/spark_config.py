@@ -214,7 +214,7 @@ class RestartPolicy(BaseModel):
     # 0 disables the staleness check (jobs that report no streaming progress).
     stale_progress_triggers: int = Field(default=12, ge=0)
     # ...but never less than this: a cold start or a large first batch reports nothing for a while.
-    stale_progress_min_seconds: float = Field(default=180.0, ge=0)
+    stale_progress_min_seconds: float = Field(default=600.0, ge=0)
 
 
 class JobSpec(BaseModel):
