@@ -67,6 +67,21 @@ def caught_up(settings, jobs: list[str]) -> tuple[bool, str]:
     return all(s.endswith("caught up") for s in states), ", ".join(states)
 
 
+def wait_until_caught_up(settings, orch: subprocess.Popen, timeout: float) -> bool:
+    jobs = ["event_aggregation", "clickstream_analysis", "cdc_transformation", "data_enrichment"]
+    deadline = time.monotonic() + timeout
+    done, detail, last = False, "", ""
+    while time.monotonic() < deadline and orch.poll() is None:
+        done, detail = caught_up(settings, jobs)
+        if detail != last:
+            print(f"    {detail}", flush=True)
+            last = detail
+        if done:
+            break
+        time.sleep(5)
+    return done
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.demo", description=__doc__.split("\n\n")[1])
     parser.add_argument("--app-events", type=int, default=25_000)
@@ -103,17 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                             stdout=(log_dir / "orchestrator.out").open("ab"), stderr=subprocess.STDOUT,
                             start_new_session=True)
     PID_FILE.write_text(str(orch.pid))
-    jobs = ["event_aggregation", "clickstream_analysis", "cdc_transformation", "data_enrichment"]
-    deadline = time.monotonic() + args.timeout
-    done, detail = False, ""
-    while time.monotonic() < deadline and orch.poll() is None:
-        done, detail = caught_up(settings, jobs)
-        print(f"\r    {detail}"[:200].ljust(200), end="", flush=True)
-        if done:
-            break
-        time.sleep(5)
-    print()
-    if not done:
+    if not wait_until_caught_up(settings, orch, args.timeout):
         print(f"demo: the streaming jobs did not catch up in {args.timeout:.0f}s; see {log_dir}", file=sys.stderr)
         return 1
 
