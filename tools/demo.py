@@ -124,8 +124,11 @@ def main(argv: list[str] | None = None) -> int:
 
     say("4/5 batch jobs for the generated hours and days (orchestrator backfill)")
     end = hour - timedelta(hours=1)
-    for job, first, last in (("hourly_aggregate", end.date(), end.date()),
-                             ("daily_summary", start.date(), end.date()),
+    # The two last full hours (a backfill of hourly_aggregate covers every hour of its days).
+    for target in (end - timedelta(hours=1), end):
+        subprocess.run([sys.executable, "jobs/batch/hourly_aggregate.py", "--target-hour",
+                        target.strftime("%Y-%m-%d %H:00:00")], cwd=PROJECT_ROOT, check=False)
+    for job, first, last in (("daily_summary", start.date(), end.date()),
                              ("user_segmentation", end.date(), end.date())):
         subprocess.run([sys.executable, "orchestrator.py", "backfill", "--job", job, "--from", first.isoformat(),
                         "--to", last.isoformat()], cwd=PROJECT_ROOT, check=False)
