@@ -58,11 +58,13 @@ def render(root: Path) -> str:
         cols = ["summary_date", "app_type", "total_events", "active_users", "total_sessions",
                 "avg_session_duration_s", "p50_session_duration_s", "p95_session_duration_s",
                 "p50_events_per_user", "p95_events_per_user"]
+        daily = daily.assign(summary_date=daily.summary_date.astype(str))
         out.append(daily.sort_values(["summary_date", "app_type"])[cols].round(1).to_string(index=False))
     segments = frames["user_segments"]
     if segments is not None:
         out.append(section("Segments (latest user_segments)"))
-        latest = segments[segments.as_of_date == segments.as_of_date.max()]
+        as_of = segments.as_of_date.astype(str)  # partition columns come back as categoricals
+        latest = segments[as_of == as_of.max()]
         counts = latest.segment.value_counts().reindex(["VIP", "Active", "Regular", "Inactive"]).fillna(0)
         out.extend(f"  {seg:9} {int(n):>7,}" for seg, n in counts.items())
     out.append(section("Quarantine (malformed records, by topic and reason)"))
