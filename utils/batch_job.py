@@ -4,7 +4,6 @@ range of a partitioned dataset, and replacing exactly the partitions a run produ
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -13,7 +12,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from configs.logging_config import ContextLogger, configure_logging
-from configs.spark_config import Settings, SettingsError, load_settings
+from configs.spark_config import Settings, load_cli_settings
 from utils.spark_utils import create_spark_session
 
 
@@ -91,11 +90,7 @@ def run_batch_job(name: str, parser: argparse.ArgumentParser, body: Runner,
                   argv: list[str] | None = None) -> int:
     """Parse (exit 2 with a message naming the argument on bad input), then run `body`."""
     args = parser.parse_args(argv)
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        print(f"{name}: {exc}", file=sys.stderr)
-        return 2
+    settings = load_cli_settings(name)
     log = configure_logging(name, log_dir=settings.log_dir)
     log.info("starting", extra={"arguments": {k: str(v) for k, v in vars(args).items()}})
     spark = create_spark_session(name, settings)

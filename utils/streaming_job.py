@@ -12,19 +12,19 @@ from __future__ import annotations
 
 import argparse
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from configs.logging_config import ContextLogger, configure_logging
-from configs.spark_config import Settings, SettingsError, load_settings
-from utils.spark_utils import ProgressLogger, create_spark_session
+from configs.spark_config import Settings, load_cli_settings
+from utils import transformations as X
+from utils.spark_utils import ProgressLogger, create_spark_session, write_parquet_stream
 
 
 @dataclass
@@ -36,6 +36,20 @@ class QuerySpec:
     # When given, polled every `refresh_seconds`; a new value restarts the query (after its
     # running batch) so that it re-reads static inputs such as master data.
     refresh_signature: Callable[[], Hashable] | None = None
+
+
+def quarantine_query(checked: Callable[[], DataFrame], *, topic: str, job: str, settings: Settings,
+                     available_now: bool, name: str | None = None,
+                     checkpoint: str = "quarantine") -> QuerySpec:
+    """The query that writes a topic's invalid records to _quarantine/<topic>/ with their reason."""
+    name = name or f"{job}_quarantine"
+
+    def start() -> StreamingQuery:
+        return write_parquet_stream(
+            X.to_quarantine(checked()), path=settings.quarantine_path(topic),
+            checkpoint_location=settings.checkpoint_path(job, checkpoint), query_name=name,
+            settings=settings, partition_by=["quarantine_date"], available_now=available_now)
+    return QuerySpec(name, start)
 
 
 class GracefulStop:
@@ -128,11 +142,7 @@ def run_streaming_job(name: str, build: BuildFn, doc: str | None, argv: list[str
                         help="process everything on the topics, write what the watermark has "
                              "closed, and exit 0")
     args = parser.parse_args(argv)
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        print(f"{name}: {exc}", file=sys.stderr)
-        return 2
+    settings = load_cli_settings(name)
     stopper = GracefulStop().install()
     log = configure_logging(name, log_dir=settings.log_dir)
     log.info("starting", extra={"available_now": args.available_now, "settings": settings.redacted()})

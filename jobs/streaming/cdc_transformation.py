@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from configs.spark_config import Settings
 from utils import transformations as X
 from utils.spark_utils import read_kafka_stream, write_parquet_stream
-from utils.streaming_job import QuerySpec, run_streaming_job
+from utils.streaming_job import QuerySpec, quarantine_query, run_streaming_job
 
 JOB = "cdc_transformation"
 CHANGES = "cdc_transformed"
@@ -59,15 +59,9 @@ def build(spark: SparkSession, settings: Settings, available_now: bool) -> list[
             checkpoint_location=settings.checkpoint_path(JOB, SUMMARY), query_name=SUMMARY,
             settings=settings, partition_by=["summary_date"], available_now=available_now)
 
-    def start_quarantine():
-        return write_parquet_stream(
-            X.to_quarantine(checked()), path=settings.quarantine_path("cdc_changes"),
-            checkpoint_location=settings.checkpoint_path(JOB, "quarantine"),
-            query_name=f"{JOB}_quarantine", settings=settings, partition_by=["quarantine_date"],
-            available_now=available_now)
-
     return [QuerySpec(CHANGES, start_changes), QuerySpec(SUMMARY, start_summary),
-            QuerySpec(f"{JOB}_quarantine", start_quarantine)]
+            quarantine_query(checked, topic="cdc_changes", job=JOB, settings=settings,
+                             available_now=available_now)]
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 from configs.spark_config import Settings
 from utils import transformations as X
 from utils.spark_utils import read_kafka_stream, write_parquet_stream
-from utils.streaming_job import QuerySpec, run_streaming_job
+from utils.streaming_job import QuerySpec, quarantine_query, run_streaming_job
 
 JOB = "data_enrichment"
 ENRICHED = "enriched_events"
@@ -86,19 +86,14 @@ def build(spark: SparkSession, settings: Settings, available_now: bool) -> list[
             checkpoint_location=settings.checkpoint_path(JOB, EXTERNAL), query_name=EXTERNAL,
             settings=settings, partition_by=["source", "fetch_date"], available_now=available_now)
 
-    def start_external_quarantine():
-        return write_parquet_stream(
-            X.to_quarantine(external_checked()), path=settings.quarantine_path("external_data"),
-            checkpoint_location=settings.checkpoint_path(JOB, "external_quarantine"),
-            query_name=f"{EXTERNAL}_quarantine", settings=settings,
-            partition_by=["quarantine_date"], available_now=available_now)
-
     def static_inputs() -> tuple:
         return files_signature(settings.user_master_path), files_signature(segments_path)
 
     return [QuerySpec(ENRICHED, start_enriched, refresh_signature=static_inputs),
             QuerySpec(EXTERNAL, start_external),
-            QuerySpec(f"{EXTERNAL}_quarantine", start_external_quarantine)]
+            quarantine_query(external_checked, topic="external_data", job=JOB, settings=settings,
+                             available_now=available_now, name=f"{EXTERNAL}_quarantine",
+                             checkpoint="external_quarantine")]
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from configs.spark_config import Settings
 from utils import transformations as X
 from utils.spark_utils import read_kafka_stream, write_parquet_stream
-from utils.streaming_job import QuerySpec, run_streaming_job
+from utils.streaming_job import QuerySpec, quarantine_query, run_streaming_job
 
 JOB = "event_aggregation"
 DATASET = "events_aggregated_realtime"
@@ -47,14 +47,9 @@ def build(spark: SparkSession, settings: Settings, available_now: bool) -> list[
             checkpoint_location=settings.checkpoint_path(JOB, DATASET), query_name=DATASET,
             settings=settings, partition_by=["event_date"], available_now=available_now)
 
-    def start_quarantine():
-        return write_parquet_stream(
-            X.to_quarantine(checked()), path=settings.quarantine_path("app_events"),
-            checkpoint_location=settings.checkpoint_path(JOB, "quarantine"),
-            query_name=f"{JOB}_quarantine", settings=settings, partition_by=["quarantine_date"],
-            available_now=available_now)
-
-    return [QuerySpec(DATASET, start_windows), QuerySpec(f"{JOB}_quarantine", start_quarantine)]
+    return [QuerySpec(DATASET, start_windows),
+            quarantine_query(checked, topic="app_events", job=JOB, settings=settings,
+                             available_now=available_now)]
 
 
 if __name__ == "__main__":
