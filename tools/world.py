@@ -9,9 +9,8 @@ from __future__ import annotations
 import heapq
 import json
 import random
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 PLANS = ("free", "basic", "premium", "enterprise")
@@ -33,6 +32,13 @@ MALFORMED_KINDS = (
     "huge_value", "bad_timestamp", "json_array", "json_scalar", "null_required", "empty_id",
     "invalid_utf8", "number_timestamp",
 )
+
+
+# One encoder for every record: json.dumps with options builds a new encoder per call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+# Version-4 UUID: variant bits 10 (bits 62-63) and version 4 (bits 76-79).
+_UUID_KEEP = ~((0xC000 << 48) | (0xF000 << 64))
+_UUID_V4 = (0x8000 << 48) | (0x4000 << 64)
 
 
 def iso(ts: datetime) -> str:
@@ -82,13 +88,6 @@ class WorldOptions:
     external_every: timedelta = timedelta(minutes=5)
 
 
-@dataclass(order=True)
-class _Pending:
-    due: datetime
-    seq: int
-    record: Record = field(compare=False)
-
-
 class World:
     """Everything the generator produces, deterministic for a given `WorldOptions`."""
 
@@ -122,20 +121,23 @@ class World:
     # -- helpers ---------------------------------------------------------------------------------
 
     def _uuid(self) -> str:
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        """A random version-4 UUID (as uuid.UUID(int=..., version=4) gives), formatted directly."""
+        n = (self.rng.getrandbits(128) & _UUID_KEEP) | _UUID_V4
+        h = f"{n:032x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
     def _json(self, obj: dict) -> bytes:
-        return json.dumps(obj, separators=(",", ":")).encode()
+        return _COMPACT.encode(obj).encode()
 
     def _push(self, heap: list, due: datetime, record: Record) -> None:
         self._seq += 1
-        heapq.heappush(heap, _Pending(due, self._seq, record))
+        heapq.heappush(heap, (due, self._seq, record))
 
     # -- the stream ------------------------------------------------------------------------------
 
     def records(self) -> Iterator[Record]:
         """All records in production order (roughly event-time order, late ones held back)."""
-        heap: list[_Pending] = []
+        heap: list[tuple[datetime, int, Record]] = []  # (due, sequence, record)
         produced_events = 0
         t = self.o.start
         yield from self._snapshot(t)
@@ -143,8 +145,8 @@ class World:
         mean_gap = 60.0 / self.o.sessions_per_minute
         while produced_events < self.o.app_events:
             t = t + timedelta(seconds=self.rng.expovariate(1.0 / mean_gap))
-            while heap and heap[0].due <= t:
-                yield from self._emit(heapq.heappop(heap).record, heap)
+            while heap and heap[0][0] <= t:
+                yield from self._emit(heapq.heappop(heap)[2], heap)
             while next_external <= t:
                 for rec in self._external(next_external):
                     self._push(heap, next_external, rec)
@@ -152,12 +154,12 @@ class World:
             produced_events += self._session(t, heap)
         # The stream ends at the last regular record: late records not yet due by then are never
         # sent (a late record always arrives `late_delay` behind the stream).
-        horizon = max((p.due for p in heap if p.record.kind != "late"), default=t)
+        horizon = max((due for due, _, record in heap if record.kind != "late"), default=t)
         while heap:
-            pending = heapq.heappop(heap)
-            if pending.record.kind == "late" and pending.due > horizon:
+            due, _, record = heapq.heappop(heap)
+            if record.kind == "late" and due > horizon:
                 continue
-            yield from self._emit(pending.record, heap)
+            yield from self._emit(record, heap)
 
     def _emit(self, record: Record, heap: list) -> Iterator[Record]:
         """Yield a record with the faults the options ask for."""

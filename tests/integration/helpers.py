@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
+import requests
 
 from configs.spark_config import PROJECT_ROOT
 from utils.spark_utils import spark_submit_command, spark_submit_env
@@ -127,3 +131,127 @@ def run_jobs(run: Run, jobs: tuple[str, ...], *args: str, timeout: float = 900,
             os.killpg(proc.pid, 9)
             codes[job] = -9
     return codes
+
+
+def merge_truth(run: Run, parts: list[Path]) -> Path:
+    """Several generator runs (in production order) as one ground-truth folder."""
+    combined = run.root / "truth"
+    combined.mkdir(exist_ok=True)
+    for topic in ("app_events", "clickstream", "cdc_changes", "external_data"):
+        with (combined / f"{topic}.jsonl").open("w") as out:
+            for part in parts:
+                out.write((part / f"{topic}.jsonl").read_text())
+    return combined
+
+
+def read_progress(run: Run, job: str) -> dict:
+    """The job's latest progress per query, as its ProgressLogger wrote it."""
+    path = run.root / "state" / "progress" / f"{job}.json"
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+class Orchestrator:
+    """`python orchestrator.py` over a Run's private topics and folders, with its status API."""
+
+    def __init__(self, run: Run, port: int, *args: str, env: dict[str, str] | None = None,
+                 registry_edits: dict[str, str] | None = None):
+        registry = run.root / "jobs.yaml"
+        text = (PROJECT_ROOT / "configs" / "jobs.yaml").read_text()
+        for old, new in (registry_edits or {}).items():
+            assert old in text, old
+            text = text.replace(old, new)
+        registry.write_text(text)
+        self.port = port
+        self.env = {**os.environ, **run.env, "ORCHESTRATOR_PORT": str(port),
+                    "JOB_REGISTRY_PATH": str(registry), **(env or {})}
+        self.cmd = [sys.executable, "orchestrator.py", "--no-batch", *args]
+        self.log = run.root / "orchestrator.out"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Orchestrator:
+        self.proc = subprocess.Popen(self.cmd, cwd=PROJECT_ROOT, env=self.env, stdout=self.log.open("a"),
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def status(self) -> dict:
+        return requests.get(f"http://127.0.0.1:{self.port}/status", timeout=5).json()
+
+    def wait_for(self, predicate, timeout: float, what: str) -> dict:
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                last = self.status()
+                if predicate(last):
+                    return last
+            except requests.RequestException:
+                pass
+            time.sleep(1)
+        raise AssertionError(f"{what}: not reached in {timeout:.0f}s; last status {json.dumps(last)[:2000]}")
+
+    def stop(self, timeout: float = 180) -> int:
+        """SIGTERM, as an operator or init system would; the exit code."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+
+def wait_until_drained(run: Run, job: str, query: str, *, min_watermark: str, timeout: float) -> None:
+    """Until `query` reports an empty batch with its watermark past `min_watermark` (caught up)."""
+    deadline = time.monotonic() + timeout
+    last: dict = {}
+    while time.monotonic() < deadline:
+        last = read_progress(run, job).get(query, {})
+        if last.get("input_rows") == 0 and (last.get("watermark") or "") > min_watermark:
+            return
+        time.sleep(2)
+    raise AssertionError(f"{job}/{query} not drained in {timeout:.0f}s; last progress {last}")
+
+
+def create_topics(run: Run, partitions: int, **config: str) -> None:
+    """The run's four topics, created up front (instead of by the broker's defaults)."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers="127.0.0.1:9092")
+    try:
+        admin.create_topics([NewTopic(run.env[f"TOPIC_{t.upper()}"], num_partitions=partitions,
+                                      replication_factor=1, topic_configs=config)
+                             for t in ("app_events", "clickstream", "cdc_changes", "external_data")])
+    finally:
+        admin.close()
+
+
+def start_generator(run: Run, truth: Path, *args: str) -> subprocess.Popen:
+    """The generator in the background (events keep arriving while a scenario runs)."""
+    cmd = [sys.executable, "-m", "tools.generate_events", "--truth-dir", str(truth),
+           "--user-master-path", str(run.root / "user_master"), *args]
+    run.root.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(cmd, cwd=PROJECT_ROOT, env={**os.environ, **run.env},
+                            stdout=(run.root / f"generator-{truth.name}.out").open("w"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def window_figures(run: Run, truth: Path) -> dict:
+    """events_aggregated_realtime against the oracle: records in/out, lost, duplicated, exact."""
+    from tests import oracle
+
+    expected = oracle.event_windows(truth, watermark=timedelta(minutes=2))
+    df = run.dataset("events_aggregated_realtime")
+    got: dict[tuple, tuple[int, list[str]]] = {}
+    duplicated = 0
+    for w, u, t, a, n, s in zip(df.window_start.dt.tz_localize("UTC"), df.user_id, df.event_type,
+                                df.app_type, df.event_count, df.session_ids, strict=True):
+        key = (w.to_pydatetime(), u, t, a)
+        if key in got:
+            duplicated += int(n)
+        got[key] = (int(n), sorted(s))
+    lost = sum(max(0, n - got.get(k, (0, []))[0]) for k, (n, _) in expected.items())
+    duplicated += sum(max(0, n - expected.get(k, (0, []))[0]) for k, (n, _) in got.items())
+    return {"events_expected": sum(n for n, _ in expected.values()), "events_out": int(df.event_count.sum())
+            if len(df) else 0, "lost": lost, "duplicated": duplicated, "windows_expected": len(expected),
+            "windows_out": len(df), "exact": got == expected and len(df) == len(got)}

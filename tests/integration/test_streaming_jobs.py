@@ -14,12 +14,10 @@ from datetime import timedelta
 
 import pandas as pd
 import pytest
-from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
 
 from supervisor.process import driver_process
 from tests import oracle
-from tests.integration.helpers import JOB_ENV, Run, run_jobs
+from tests.integration.helpers import JOB_ENV, Run, create_topics, run_jobs
 
 pytestmark = pytest.mark.integration
 
@@ -144,10 +142,7 @@ def test_restart_after_sigterm_gives_the_one_shot_output(stack, tmp_path):
     # One partition: with several, a one-shot run may read one partition ahead of another, and
     # the watermark then drops the slower partition's older records (skew), which a run that
     # saw part 1 before part 2 existed would not: the comparison would measure skew, not restarts.
-    admin = KafkaAdminClient(bootstrap_servers="127.0.0.1:9092")
-    admin.create_topics([NewTopic(run.env[f"TOPIC_{t.upper()}"], num_partitions=1, replication_factor=1)
-                         for t in ("app_events", "clickstream", "cdc_changes", "external_data")])
-    admin.close()
+    create_topics(run, partitions=1)
     common = ("--users", "200", "--duplicate-rate", "0.02", "--malformed-rate", "0.01")
     run.generate("--app-events", "5000", "--seed", "1", "--start", "2026-11-20T10:00:00Z", *common,
                  truth=run.root / "truth1")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
 from collections import Counter
@@ -79,3 +81,20 @@ def test_bad_generator_arguments_exit_2():
     result = subprocess.run([sys.executable, "-m", "tools.generate_events", "--malformed-rate", "2"],
                             check=False, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "--malformed-rate" in result.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_undelivered_records_exit_1(tmp_path):
+    """Nothing listens on the port: every record times out and the generator says so."""
+    env = {**os.environ, "KAFKA_EXTRA_OPTIONS": '{"message.timeout.ms": "2000"}'}
+    result = subprocess.run([sys.executable, "-m", "tools.generate_events", "--app-events", "50",
+                             "--bootstrap-servers", f"127.0.0.1:{free_port()}",
+                             "--user-master-path", str(tmp_path / "um")],
+                            check=False, capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 1
+    assert "were not delivered" in result.stderr
