@@ -10,9 +10,13 @@ Delivery is `acks=all` with retries and a final flush; any failed delivery exits
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import multiprocessing
+import shutil
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -68,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--late-delay-minutes", type=float, default=60.0,
                    help="how far behind the stream a late record arrives (event time)")
     p.add_argument("--rate", type=float, default=0.0, help="records/s to produce (0 = as fast as possible)")
+    p.add_argument("--processes", type=_positive_int, default=1,
+                   help="generate in this many processes, each a shard of the world (same seed and "
+                        "processes: same records; default 1)")
     p.add_argument("--truth-dir", type=Path, default=None, help="write ground-truth JSON Lines here")
     p.add_argument("--user-master-path", type=Path, default=None,
                    help="where to write the user master Parquet (default: USER_MASTER_PATH)")
@@ -175,17 +182,19 @@ def write_user_master(world: World, path: Path) -> None:
     tmp.replace(path / "users.parquet")
 
 
-def run(args: argparse.Namespace) -> dict:
+def produce_shard(args: argparse.Namespace, shard: int, shards: int, truth_dir: Path | None) -> dict:
+    """Generate one shard of the world (the whole world when shards == 1) and produce it."""
     settings = load_settings()
-    world = World(options_from_args(args))
-    write_user_master(world, args.user_master_path or settings.user_master_path)
+    world = World(dataclasses.replace(options_from_args(args), shard=shard, shards=shards))
     topics = settings.topics
     producer = None if args.no_kafka else CLIENTS[args.client](
         args.bootstrap_servers or settings.kafka_bootstrap_servers, settings.kafka_extra_options)
     truth = {}
-    if args.truth_dir:
-        args.truth_dir.mkdir(parents=True, exist_ok=True)
-        truth = {t: (args.truth_dir / f"{t}.jsonl").open("w", encoding="utf-8") for t in topics}
+    if truth_dir:
+        truth_dir.mkdir(parents=True, exist_ok=True)
+        truth = {t: (truth_dir / f"{t}.jsonl").open("w", encoding="utf-8") for t in topics}
+    rate = args.rate / shards
+    label = f"generate_events[{shard}/{shards}]" if shards > 1 else "generate_events"
     started = time.monotonic()
     last_report = started
     n = 0
@@ -196,32 +205,64 @@ def run(args: argparse.Namespace) -> dict:
             if truth:
                 truth[record.topic].write(record.truth_line() + "\n")
             n += 1
-            if args.rate and n % 100 == 0:
-                ahead = n / args.rate - (time.monotonic() - started)
+            if rate and n % 100 == 0:
+                ahead = n / rate - (time.monotonic() - started)
                 if ahead > 0:
                     time.sleep(ahead)
             now = time.monotonic()
             if now - last_report >= 5:
-                print(f"generate_events: {n} records, {n / (now - started):,.0f} records/s",
-                      file=sys.stderr, flush=True)
+                print(f"{label}: {n} records, {n / (now - started):,.0f} records/s", file=sys.stderr, flush=True)
                 last_report = now
     finally:
         for f in truth.values():
             f.close()
         if producer:
             producer.close()
+    return {"records": n, "counts": world.counts, "failures": producer.failures if producer else 0,
+            "first_error": producer.first_error if producer else None}
+
+
+def run(args: argparse.Namespace) -> dict:
+    settings = load_settings()
+    options = options_from_args(args)
+    write_user_master(World(options), args.user_master_path or settings.user_master_path)
+    started = time.monotonic()
+    if args.processes == 1:
+        parts = [produce_shard(args, 0, 1, args.truth_dir)]
+    else:
+        shard_dirs = [args.truth_dir / "shards" / str(k) if args.truth_dir else None for k in range(args.processes)]
+        with ProcessPoolExecutor(args.processes, mp_context=multiprocessing.get_context("fork")) as pool:
+            parts = list(pool.map(produce_shard, [args] * args.processes, range(args.processes),
+                                  [args.processes] * args.processes, shard_dirs))
+        if args.truth_dir:
+            merge_shard_truth(args.truth_dir, shard_dirs, settings.topics)
     elapsed = time.monotonic() - started
+    counts: dict[str, int] = {}
+    for part in parts:
+        for key, value in part["counts"].items():
+            counts[key] = counts.get(key, 0) + value
+    n = sum(p["records"] for p in parts)
     summary = {
         "records": n, "seconds": round(elapsed, 3), "records_per_second": round(n / elapsed, 1),
-        "counts": dict(sorted(world.counts.items())), "start": world.o.start.isoformat(),
-        "failures": producer.failures if producer else 0, "topics": topics,
-        "client": None if args.no_kafka else args.client,
+        "counts": dict(sorted(counts.items())), "start": options.start.isoformat(),
+        "failures": sum(p["failures"] for p in parts), "topics": settings.topics,
+        "client": None if args.no_kafka else args.client, "processes": args.processes,
     }
     if args.truth_dir:
         (args.truth_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    if producer and producer.failures:
-        summary["first_error"] = producer.first_error
+    if summary["failures"]:
+        summary["first_error"] = next(p["first_error"] for p in parts if p["failures"])
     return summary
+
+
+def merge_shard_truth(truth_dir: Path, shard_dirs: list[Path], topics: dict[str, str]) -> None:
+    """One ground-truth file per topic: the shards' files one after the other."""
+    for topic in topics:
+        with (truth_dir / f"{topic}.jsonl").open("wb") as out:
+            for shard_dir in shard_dirs:
+                with (shard_dir / f"{topic}.jsonl").open("rb") as part:
+                    shutil.copyfileobj(part, out)
+    shutil.rmtree(truth_dir / "shards")
 
 
 def main(argv: list[str] | None = None) -> int:

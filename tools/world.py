@@ -86,6 +86,11 @@ class WorldOptions:
     unknown_user_rate: float = 0.03
     wrapped_cdc_rate: float = 0.5
     external_every: timedelta = timedelta(minutes=5)
+    # Generation in several processes: shard k of n makes 1/n of the sessions over the same
+    # event-time span (own random stream, disjoint order ids); the snapshot and external data come
+    # from shard 0 only. One shard (the default) is the whole world.
+    shard: int = 0
+    shards: int = 1
 
 
 class World:
@@ -95,11 +100,13 @@ class World:
         self.o = options
         self.rng = random.Random(options.seed)
         self.users = [self._make_user(i) for i in range(options.users)]
+        if options.shards > 1:
+            self.rng = random.Random(f"{options.seed}:{options.shard}/{options.shards}")
         self._seq = 0
         self._orders: dict[int, dict] = {}
-        self._next_order = 1
-        self._lsn = 10_000_000
-        self._tx = 1000
+        self._next_order = 1 + options.shard * 1_000_000_000
+        self._lsn = 10_000_000 + options.shard * 10**13
+        self._tx = 1000 + options.shard * 1_000_000_000
         self.counts: dict[str, int] = {}
 
     # -- master data -----------------------------------------------------------------------------
@@ -138,12 +145,17 @@ class World:
     def records(self) -> Iterator[Record]:
         """All records in production order (roughly event-time order, late ones held back)."""
         heap: list[tuple[datetime, int, Record]] = []  # (due, sequence, record)
+        o = self.o
         produced_events = 0
-        t = self.o.start
-        yield from self._snapshot(t)
-        next_external = t
-        mean_gap = 60.0 / self.o.sessions_per_minute
-        while produced_events < self.o.app_events:
+        quota = o.app_events // o.shards + (1 if o.shard < o.app_events % o.shards else 0)
+        t = o.start
+        if o.shard == 0:
+            yield from self._snapshot(t)
+            next_external = t
+        else:
+            next_external = datetime.max.replace(tzinfo=UTC)
+        mean_gap = 60.0 * o.shards / o.sessions_per_minute
+        while produced_events < quota:
             t = t + timedelta(seconds=self.rng.expovariate(1.0 / mean_gap))
             while heap and heap[0][0] <= t:
                 yield from self._emit(heapq.heappop(heap)[2], heap)

@@ -31,6 +31,26 @@ def test_same_seed_same_records_byte_identical(tmp_path):
         assert a != (tmp_path / "c" / "truth" / f"{topic}.jsonl").read_bytes()
 
 
+def test_sharded_generation_is_deterministic_and_keys_stay_unique(tmp_path):
+    args = ("--app-events", "4000", "--seed", "5", "--processes", "2", "--duplicate-rate", "0.02")
+    one = generate(tmp_path, "a", *args)
+    two = generate(tmp_path, "b", *args)
+    assert one["counts"] == two["counts"] and one["processes"] == 2
+    truth = {}
+    for topic in ("app_events", "clickstream", "cdc_changes", "external_data"):
+        truth[topic] = (tmp_path / "a" / "truth" / f"{topic}.jsonl").read_bytes()
+        assert truth[topic] == (tmp_path / "b" / "truth" / f"{topic}.jsonl").read_bytes()
+    events = [json.loads(json.loads(line)["value"]) for line in truth["app_events"].splitlines()
+              if json.loads(line)["kind"] == "valid"]
+    assert len(events) >= 4000 and len({e["event_id"] for e in events}) == len(events)
+    changes = [json.loads(line) for line in truth["cdc_changes"].splitlines()]
+    snapshot = [c for c in changes if '"op":"r"' in (c["value"] or "")]
+    assert len(snapshot) == 250, "one snapshot, from shard 0"
+    created = [json.loads(c["value"]) for c in changes if '"op":"c"' in (c["value"] or "")]
+    order_ids = [c.get("payload", c)["after"]["id"] for c in created]
+    assert len(set(order_ids)) == len(order_ids), "order ids disjoint across shards"
+
+
 def test_fault_rates_within_ten_percent_on_100k_records():
     world = World(WorldOptions(app_events=100_000, malformed_rate=0.02, duplicate_rate=0.03,
                                late_rate=0.01, users=1000))
