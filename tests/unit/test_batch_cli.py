@@ -13,8 +13,15 @@ import pytest
 
 from configs.spark_config import PROJECT_ROOT
 
-TOMORROW = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
-NEXT_HOUR = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%d %H:00:00")
+# Filled in when the test runs, not when it is collected: a suite that crosses midnight must
+# still pass a date that is in the future.
+TOMORROW, NEXT_HOUR = "{tomorrow}", "{next_hour}"
+
+
+def relative(arg: str) -> str:
+    now = datetime.now(UTC)
+    return arg.format(tomorrow=(now + timedelta(days=1)).date().isoformat(),
+                      next_hour=(now + timedelta(hours=1)).strftime("%Y-%m-%d %H:00:00"))
 
 CASES = [
     ("hourly_aggregate.py", ["--target-hour", "2026-11-24"], "--target-hour", "expected 'YYYY-MM-DD HH:00:00'"),
@@ -34,7 +41,7 @@ CASES = [
 
 @pytest.mark.parametrize(("script", "args", "names", "says"), CASES)
 def test_bad_arguments_exit_2_with_a_clear_message(script, args, names, says):
-    result = subprocess.run([sys.executable, str(PROJECT_ROOT / "jobs" / "batch" / script), *args],
+    result = subprocess.run([sys.executable, str(PROJECT_ROOT / "jobs" / "batch" / script), *map(relative, args)],
                             check=False, capture_output=True, text=True, timeout=60, cwd="/")
     assert result.returncode == 2
     assert names in result.stderr and says in result.stderr, result.stderr
