@@ -63,7 +63,8 @@ def caught_up(settings, jobs: list[str]) -> tuple[bool, str]:
             states.append(f"{job}: starting")
             continue
         idle = bool(queries) and all(q.get("idle") for q in queries.values())
-        states.append(f"{job}: {'caught up' if idle else 'batch ' + str(max(q['batch_id'] for q in queries.values()))}")
+        batch = max((q.get('batch_id') or 0 for q in queries.values()), default=0)
+        states.append(f"{job}: {'caught up' if idle else f'batch {batch}'}")
     return all(s.endswith("caught up") for s in states), ", ".join(states)
 
 

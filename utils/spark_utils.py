@@ -315,9 +315,11 @@ class ProgressLogger(StreamingQueryListener):
         self.log = log
         self.progress_file = progress_file
         self.latest: dict[str, dict[str, Any]] = {}
+        self.names: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def onQueryStarted(self, event: Any) -> None:
+        self.names[str(event.id)] = event.name or str(event.id)
         self.log.info("query started", extra={"query_id": str(event.id), "query_name": event.name})
 
     def onQueryProgress(self, event: Any) -> None:
@@ -331,11 +333,14 @@ class ProgressLogger(StreamingQueryListener):
             self._save()
 
     def onQueryIdle(self, event: Any) -> None:
-        """No new data since the last batch: the query has caught up (and is alive)."""
+        """No new data since the last batch: the query has caught up (and is alive). A query
+        restarted with nothing new to read reports only this: it is recorded without a batch."""
+        query_id = str(event.id)
+        name = self.names.get(query_id, query_id)
         with self._lock:
-            for record in self.latest.values():
-                if record["query_id"] == str(event.id):
-                    record.update(logged_at=time.time(), idle=True)
+            record = self.latest.setdefault(name, {"query_id": query_id, "query_name": name, "batch_id": None,
+                                                   "input_rows": 0})
+            record.update(logged_at=time.time(), idle=True)
             self._save()
 
     def _save(self) -> None:

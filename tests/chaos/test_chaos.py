@@ -61,7 +61,9 @@ def new_run(tmp_path: Path, name: str) -> Run:
 
 
 def batch_id(run: Run, job: str = JOB, query: str = DATASET) -> int:
-    return read_progress(run, job).get(query, {}).get("batch_id", -1)
+    """The last committed micro-batch of the query (-1 before the first)."""
+    batch = read_progress(run, job).get(query, {}).get("batch_id")
+    return -1 if batch is None else batch
 
 
 def job_status(status: dict, job: str = JOB) -> dict:
@@ -133,7 +135,8 @@ def record(rows: dict, scenario: str, done: str, figures: dict, recovery: str, t
 
 def test_driver_killed_five_times_during_micro_batches(stack, tmp_path, reliability):
     recoveries = []
-    with live(tmp_path, "killdriver", 31, "2026-11-19T10:00:00Z", "--jobs", JOB, app_events=8000) as sc:
+    # 20,000 app events at 100 records/s: input keeps arriving through all five kills.
+    with live(tmp_path, "killdriver", 31, "2026-11-19T10:00:00Z", "--jobs", JOB, app_events=20000) as sc:
         run, truth, orch = sc.run, sc.truth, sc.orch
         last = -1
         for i in range(5):
