@@ -26,8 +26,8 @@ def test_driver_killed_is_restarted_and_outputs_stay_exact(stack, tmp_path):
                         registry_edits={"start_seconds: 30": "start_seconds: 15",
                                         "backoff_initial_seconds: 5 ": "backoff_initial_seconds: 2 "}).start()
     try:
-        orch.wait_for(lambda s: read_progress(run, "event_aggregation").get("events_aggregated_realtime", {})
-                      .get("batch_id", -1) >= 2, 300, "first micro-batches")
+        orch.wait_for(lambda s: (read_progress(run, "event_aggregation").get("events_aggregated_realtime", {})
+                                 .get("batch_id") or -1) >= 2, 300, "first micro-batches")
         before = orch.status()["jobs"]["event_aggregation"]
         os.kill(driver_process(before["pid"]), signal.SIGKILL)
         run.generate("--app-events", "4000", "--seed", "22", "--start", "2026-11-22T12:00:00Z", *common,

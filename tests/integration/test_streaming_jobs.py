@@ -151,8 +151,8 @@ def test_restart_after_sigterm_gives_the_one_shot_output(stack, tmp_path):
     deadline = time.monotonic() + 300
     progress = run.root / "state" / "progress" / "event_aggregation.json"
     while time.monotonic() < deadline:
-        if progress.exists() and json.loads(progress.read_text()).get(
-                "events_aggregated_realtime", {}).get("batch_id", -1) >= 2:
+        if progress.exists() and (json.loads(progress.read_text()).get(
+                "events_aggregated_realtime", {}).get("batch_id") or -1) >= 2:
             break
         time.sleep(1)
     os.kill(driver_process(proc.pid), signal.SIGTERM)
