@@ -90,7 +90,8 @@ def app_records(truth: Path) -> int:
 
 @dataclass
 class Live:
-    """A scenario on live input: the generator producing 100 records/s and the orchestrator."""
+    """A scenario on live input: the generator producing 100 records/s (about three minutes for
+    10,000 app events, so input keeps arriving through the fault) and the orchestrator."""
 
     run: Run
     truth: Path
@@ -105,7 +106,7 @@ class Live:
 
 @contextmanager
 def live(tmp_path: Path, name: str, seed: int, start: str, *orchestrator_args: str,
-         app_events: int = 6000) -> Iterator[Live]:
+         app_events: int = 10000) -> Iterator[Live]:
     run = new_run(tmp_path, name)
     truth = run.root / "truth"
     gen = start_generator(run, truth, "--app-events", str(app_events), "--seed", str(seed), "--start", start,
@@ -226,11 +227,14 @@ def test_broker_restart_mid_stream(stack, tmp_path, reliability):
         try:
             stack.stop(kafka)
             time.sleep(15)
+            last = batch_id(run)  # a batch running at the stop has committed by now
             stack.start(kafka)
+            restarted = time.monotonic()
+            # Recovery is measured on the job, not on a probe client: the job may well reach the
+            # broker before an admin client does.
+            orch.wait_for(lambda s: batch_id(run) > last, 400, "a micro-batch after the broker restart")
+            recovery = time.monotonic() - restarted
             wait(lambda: stack.kafka_ready(BOOTSTRAP), 120, "broker back")
-            back, last = time.monotonic(), batch_id(run)
-            orch.wait_for(lambda s: batch_id(run) >= last + 2, 400, "progress after the broker restart")
-            recovery = time.monotonic() - back
             # The producer rides out the outage (acks=all, retries): the generator exits 0.
             sc.drain()
             restarts = job_status(orch.status())["restarts"]
@@ -241,7 +245,7 @@ def test_broker_restart_mid_stream(stack, tmp_path, reliability):
     figures = window_figures(run, truth)
     record(reliability, "3 broker restart", "Kafka broker stopped (SIGTERM) for 15 s mid-stream and started "
            f"again; job restarts by the orchestrator: {restarts}; generator exit 0", figures,
-           f"broker up -> 2 more batches: {recovery:.0f}", truth)
+           f"broker start -> next committed batch: {recovery:.0f}", truth)
     assert figures["exact"], figures
 
 
