@@ -40,7 +40,7 @@ test: setup ## unit + integration tests; integration tests start the stack once 
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: setup
-	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not integration and not chaos" $(PYTEST_ARGS)
 
 test-integration: setup
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)

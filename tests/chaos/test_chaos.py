@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -254,9 +255,9 @@ def test_broker_restart_mid_stream(stack, tmp_path, reliability):
 
 def test_poison_burst_is_quarantined_and_no_job_stops(stack, tmp_path, reliability):
     run = new_run(tmp_path, "poison")
-    # 0.25 malformed per valid record: a fifth of all records.
+    # 0.28 malformed per valid record: about a fifth of all records (18.3% measured at 0.25).
     summary = run.generate("--app-events", "3000", "--seed", "34", "--start", "2026-11-18T06:00:00Z",
-                           "--users", "200", "--malformed-rate", "0.25", "--duplicate-rate", "0.02")
+                           "--users", "200", "--malformed-rate", "0.28", "--duplicate-rate", "0.02")
     counts = summary["counts"]
     share = sum(n for k, n in counts.items() if k.endswith(":malformed")) / summary["records"]
     started = time.monotonic()
@@ -277,7 +278,7 @@ def test_poison_burst_is_quarantined_and_no_job_stops(stack, tmp_path, reliabili
            f"({len(kinds)} kinds); the four jobs --available-now: all exit 0 in {took:.0f} s; "
            f"{quarantined:,} records quarantined with a reason = malformed produced", figures, "n/a (no stop)",
            run.truth)
-    assert 0.18 <= share <= 0.22, share
+    assert 0.19 <= share <= 0.23, share
     assert figures["exact"], figures
 
 
@@ -361,6 +362,21 @@ def test_unwritable_output_fails_loudly_backs_off_and_recovers(stack, tmp_path, 
 # -- 7 -------------------------------------------------------------------------------------------
 
 
+def first_deliveries(records: list[dict]) -> list[dict]:
+    """The surviving records as the job sees them: where the deletion took an event's first
+    delivery, its re-delivery is the first one the job reads (no late records in this scenario)."""
+    seen = {json.loads(r["value"])["event_id"] for r in records if r["kind"] == "valid"}
+    out = []
+    for record in records:
+        if record["kind"] == "duplicate" and (event_id := json.loads(record["value"])["event_id"]) not in seen:
+            seen.add(event_id)
+            out.append({**record, "kind": "valid", "note": "first delivery deleted"})
+        else:
+            out.append(record)
+    return out
+
+
+
 def test_offsets_aged_out_follow_fail_on_data_loss(stack, tmp_path, reliability):
     run = new_run(tmp_path, "agedout")
     # One partition: offset i of the topic is line i of the ground truth.
@@ -390,9 +406,10 @@ def test_offsets_aged_out_follow_fail_on_data_loss(stack, tmp_path, reliability)
     assert lenient == {JOB: 0}
     survivors = run.root / "truth2_kept"
     survivors.mkdir()
-    for topic in ("app_events", "clickstream", "cdc_changes", "external_data"):
-        lines = (run.root / "truth2" / f"{topic}.jsonl").read_text().splitlines(keepends=True)
-        (survivors / f"{topic}.jsonl").write_text("".join(lines[second // 2:] if topic == "app_events" else lines))
+    for topic in ("clickstream", "cdc_changes", "external_data"):
+        shutil.copy(run.root / "truth2" / f"{topic}.jsonl", survivors / f"{topic}.jsonl")
+    (survivors / "app_events.jsonl").write_text("".join(
+        json.dumps(r) + "\n" for r in first_deliveries(oracle.load(run.root / "truth2", "app_events")[second // 2:])))
     truth = merge_truth(run, [run.root / "truth1", survivors])
     figures = window_figures(run, truth)
     record(reliability, "7 offsets aged out", f"{second // 2:,} unread app_events records deleted "
