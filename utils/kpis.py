@@ -30,17 +30,18 @@ def hourly_aggregates(events: DataFrame) -> DataFrame:
     hour = F.date_trunc("hour", F.col("event_timestamp"))
     distinct_events = events.dropDuplicates(["event_id"]).withColumn("hour_start", hour)
     dims = ["hour_start", "event_type", "app_type"]
+    # One aggregation after one de-duplication: exact distinct counts as set sizes (a set per
+    # group is small here) instead of count(DISTINCT ...) twice, which makes Spark expand the
+    # input once per distinct column, or separate distinct-then-join branches, which scan and
+    # shuffle the events once per branch.
     counts = distinct_events.groupBy(*dims).agg(
         F.count(F.lit(1)).alias("event_count"),
         F.sum(F.coalesce(F.col("revenue"), F.lit(0.0))).alias("revenue"),
+        F.size(F.collect_set("user_id")).alias("unique_users"),
+        F.size(F.collect_set("session_id")).alias("unique_sessions"),
     )
-    users = distinct_events.select(*dims, "user_id").distinct().groupBy(*dims).agg(
-        F.count(F.lit(1)).alias("unique_users"))
-    sessions = distinct_events.select(*dims, "session_id").distinct().groupBy(*dims).agg(
-        F.count(F.lit(1)).alias("unique_sessions"))
     return (
-        counts.join(users, on=dims, how="inner").join(sessions, on=dims, how="inner")
-        .select(*dims, "event_count", "unique_users", "unique_sessions", "revenue",
+        counts.select(*dims, "event_count", "unique_users", "unique_sessions", "revenue",
                 F.to_date("hour_start").alias("event_date"), F.hour("hour_start").alias("hour"))
     )
 
@@ -171,13 +172,6 @@ def session_frequency(rules: SegmentationRules, lookback_days: int) -> F.Column:
     return expr.otherwise(rules.session_frequency[-1].name)
 
 
-def _preferred(df: DataFrame, col: str) -> DataFrame:
-    """The most used value of `col` per user (ties: the alphabetically first)."""
-    counts = df.filter(F.col(col).isNotNull()).groupBy("user_id", col).agg(F.count(F.lit(1)).alias("n"))
-    return counts.groupBy("user_id").agg(
-        F.min_by(F.col(col), F.struct(F.negative(F.col("n")), F.col(col))).alias(f"preferred_{col}"))
-
-
 def user_segments(events: DataFrame, sessions: DataFrame, *, as_of_date, lookback_days: int,
                   rules: SegmentationRules) -> DataFrame:
     """One row per user seen in the lookback window (CONTRACT §3, user_segments)."""
@@ -185,24 +179,21 @@ def user_segments(events: DataFrame, sessions: DataFrame, *, as_of_date, lookbac
                     "app_type", "revenue")
     distinct_events = events.dropDuplicates(["event_id"])
     is_purchase = F.col("event_type") == "purchase"
+    device_col = "device_type" if "device_type" in events.columns else None
+    # Every per-user metric in one aggregation after one de-duplication (see hourly_aggregates);
+    # mode(..., deterministic) breaks ties by the lowest value, i.e. alphabetically.
     activity = distinct_events.groupBy("user_id").agg(
         F.count(F.lit(1)).alias("total_events"),
-        F.count_distinct(F.to_date("event_timestamp")).alias("active_days"),
+        F.size(F.collect_set(F.to_date("event_timestamp"))).alias("active_days"),
+        F.size(F.collect_set("session_id")).alias("total_sessions"),
         F.max("event_timestamp").alias("last_seen"),
         F.sum(is_purchase.cast("long")).alias("purchases"),
         F.sum(F.when(is_purchase, F.coalesce(F.col("revenue"), F.lit(0.0))).otherwise(0.0)).alias("revenue"),
+        F.mode("app_type", deterministic=True).alias("preferred_app_type"),
+        *([F.mode(device_col, deterministic=True).alias(f"preferred_{device_col}")] if device_col else []),
     )
-    session_counts = distinct_events.select("user_id", "session_id").distinct().groupBy("user_id").agg(
-        F.count(F.lit(1)).alias("total_sessions"))
     durations = sessions.groupBy("user_id").agg(F.avg("duration_seconds").alias("avg_session_duration_s"))
-    device_col = "device_type" if "device_type" in events.columns else None
-    result = (
-        activity.join(session_counts, on="user_id", how="inner")
-        .join(durations, on="user_id", how="left")
-        .join(_preferred(distinct_events, "app_type"), on="user_id", how="left")
-    )
-    if device_col:
-        result = result.join(_preferred(distinct_events, device_col), on="user_id", how="left")
+    result = activity.join(durations, on="user_id", how="left")
     scored = result.withColumn("engagement_score", engagement_score(rules))
     return scored.select(
         "user_id",
