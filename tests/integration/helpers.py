@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -153,6 +154,20 @@ def read_progress(run: Run, job: str) -> dict:
         return {}
 
 
+def wait_status(port: int, predicate, timeout: float = 30, what: str = "condition",
+                interval: float = 0.3) -> dict:
+    """Poll an orchestrator's /status until `predicate` holds (connection errors: not up yet)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        with contextlib.suppress(requests.RequestException):
+            last = requests.get(f"http://127.0.0.1:{port}/status", timeout=2).json()
+            if predicate(last):
+                return last
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not reached in {timeout:.0f}s; last status {json.dumps(last)[:2000]}")
+
+
 class Orchestrator:
     """`python orchestrator.py` over a Run's private topics and folders, with its status API."""
 
@@ -180,17 +195,7 @@ class Orchestrator:
         return requests.get(f"http://127.0.0.1:{self.port}/status", timeout=5).json()
 
     def wait_for(self, predicate, timeout: float, what: str) -> dict:
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            try:
-                last = self.status()
-                if predicate(last):
-                    return last
-            except requests.RequestException:
-                pass
-            time.sleep(1)
-        raise AssertionError(f"{what}: not reached in {timeout:.0f}s; last status {json.dumps(last)[:2000]}")
+        return wait_status(self.port, predicate, timeout, what, interval=1.0)
 
     def stop(self, timeout: float = 180) -> int:
         """SIGTERM, as an operator or init system would; the exit code."""

@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from configs.spark_config import PROJECT_ROOT
+from tests.integration.helpers import wait_status
 
 REGISTRY = PROJECT_ROOT / "tests" / "fixtures" / "registry.yaml"
 
@@ -28,20 +29,6 @@ def start_orchestrator(tmp_path: Path, port: int, *args: str) -> subprocess.Pope
     return subprocess.Popen([sys.executable, "orchestrator.py", "--port", str(port), *args], cwd=PROJECT_ROOT,
                             env=env, stdout=subprocess.DEVNULL, stderr=(tmp_path / "orch.err").open("w"),
                             start_new_session=True)
-
-
-def wait_status(port: int, predicate, timeout: float = 30) -> dict:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = requests.get(f"http://127.0.0.1:{port}/status", timeout=2).json()
-            if predicate(last):
-                return last
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"condition not met; last status: {json.dumps(last, indent=1)[:3000]}")
 
 
 def descendants(pid: int) -> list[psutil.Process]:
