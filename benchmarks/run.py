@@ -148,8 +148,9 @@ def bench_streaming(n: int) -> dict:
 
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     fresh = topic not in admin.list_topics()
-    if fresh:
-        admin.create_topics([NewTopic(topic, num_partitions=settings.kafka_topic_partitions, replication_factor=1)])
+    if fresh:  # data_enrichment also lands external data: its topic must exist, even empty
+        admin.create_topics([NewTopic(t, num_partitions=settings.kafka_topic_partitions, replication_factor=1)
+                             for t in (topic, topic + "_external")])
     admin.close()
     out: dict = {"events": n, "topic_partitions": settings.kafka_topic_partitions}
     if fresh:
@@ -398,7 +399,8 @@ def to_markdown(results: dict) -> str:
                      f"{c['rows_per_s']:,} | | 1.00 | | | |")
         for job in ("event_aggregation", "data_enrichment"):
             r = s[job]
-            lines.append(f"| {job} | {r['rows']:,} | {r['wall_s']} | {r['rows_per_s_wall']:,} | "
+            failed = f" (exit {r['exit_code']})" if r["exit_code"] else ""
+            lines.append(f"| {job}{failed} | {r['rows']:,} | {r['wall_s']} | {r['rows_per_s_wall']:,} | "
                          f"{r['rows_per_s_in_batches']:,} | {r['ratio_to_ceiling']} | {r['batches']} | "
                          f"{r['driver_start_to_first_batch_s']} | {r['peak_rss_mib']['driver']} / "
                          f"{r['peak_rss_mib']['executor']} |")
