@@ -237,6 +237,9 @@ def bench_sustained(rate: float, seconds: int) -> dict:
     during = [b for b in batches() if gen_start <= _epoch(b["asctime"]) <= gen_end and b["input_rows"]]
     durations = [b["batch_duration_ms"] for b in during]
     in_window = sum(b["input_rows"] for b in during)
+    # Small files: what continuous mode leaves in a date partition per hour of running.
+    files = list((root / "outputs" / "events_aggregated_realtime").glob("event_date=*/*.parquet"))
+    hours = (drained - gen_start) / 3600
     shutil.rmtree(root, ignore_errors=True)
     return {
         "target_records_per_s": rate, "seconds": round(gen_end - gen_start, 1),
@@ -248,6 +251,7 @@ def bench_sustained(rate: float, seconds: int) -> dict:
         "trigger_s": _seconds(settings.trigger_interval), "batches": len(during),
         "batch_ms_p50": _percentile(durations, 0.5), "batch_ms_p95": _percentile(durations, 0.95),
         "peak_rss_mib": rss.mib(),
+        "files_per_date_partition_per_hour": round(len(files) / hours / max(1, len({f.parent for f in files}))),
     }
 
 
@@ -409,14 +413,15 @@ def to_markdown(results: dict) -> str:
                      "generator produces at a fixed rate (all four topics; the job reads app_events):\n")
         lines.append("| target records/s | generator records/s | app events/s in | processed app events/s | "
                      "drained after generator stop s | kept up | batches | batch p50 / p95 ms (trigger s) | "
-                     "peak RSS driver / executor MiB |")
-        lines.append("|---|---|---|---|---|---|---|---|---|")
+                     "peak RSS driver / executor MiB | Parquet files per date partition per hour |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|")
         for r in results["sustained"]:
             lines.append(f"| {r['target_records_per_s']:,.0f} | {r['generator_records_per_s']:,.0f} | "
                          f"{r['app_events_per_s']:,} | {r['processed_app_events_per_s']:,} | "
                          f"{r['drained_s_after_generator']} | {'yes' if r['kept_up'] else 'no'} | {r['batches']} | "
                          f"{r['batch_ms_p50']} / {r['batch_ms_p95']} ({r['trigger_s']:.0f}) | "
-                         f"{r['peak_rss_mib']['driver']} / {r['peak_rss_mib']['executor']} |")
+                         f"{r['peak_rss_mib']['driver']} / {r['peak_rss_mib']['executor']} | "
+                         f"{r.get('files_per_date_partition_per_hour', '')} |")
     if "startup" in results:
         st = results["startup"]
         lines.append(f"\n- **Start-up** (spark-submit → first completed micro-batch, 20k events): cluster "

@@ -88,8 +88,10 @@ def wait_until_caught_up(settings, orch: subprocess.Popen, timeout: float) -> bo
 def batch_lanes(start: datetime, end: datetime) -> dict[str, list[list[str]]]:
     """Independent lanes of batch commands; a lane's commands run in order."""
     py = sys.executable
-    # The last full hour; `orchestrator.py backfill --job hourly_aggregate` covers whole days.
-    hourly = [[py, "jobs/batch/hourly_aggregate.py", "--target-hour", end.strftime("%Y-%m-%d %H:00:00")]]
+    # The generated event time ends at `end` (on the hour): the hour before it is full of events.
+    # `orchestrator.py backfill --job hourly_aggregate` covers every hour of a range of days.
+    last_full = end - timedelta(hours=1)
+    hourly = [[py, "jobs/batch/hourly_aggregate.py", "--target-hour", last_full.strftime("%Y-%m-%d %H:00:00")]]
     backfill = [py, "orchestrator.py", "backfill", "--job"]
     return {
         "hourly_aggregate": hourly,
