@@ -1,0 +1,43 @@
+"""The benchmark's report and its small helpers: a full `make bench` takes an hour, so a typo in
+the Markdown it writes at the very end must fail here, not there."""
+
+from __future__ import annotations
+
+from benchmarks.run import _percentile, _seconds, to_markdown
+
+RSS = {"driver": 700, "executor": 1500}
+JOB = {"exit_code": 0, "rows": 5_000_000, "wall_s": 600.0, "batches": 27, "rows_per_s_wall": 8_000,
+       "rows_per_s_in_batches": 8_500, "driver_start_to_first_batch_s": 70.0, "ratio_to_ceiling": 0.24,
+       "peak_rss_mib": RSS}
+RESULTS = {
+    "when": "2026-11-26T00:00:00+00:00", "machine": "test", "command": "make bench",
+    "generator": {"records": 10, **{f"{k}_records_per_s": 1.0 for k in (
+        "librdkafka", "librdkafka_2_processes", "kafka-python", "no_kafka", "no_kafka_2_processes")}},
+    "streaming": {"events": 5_000_000, "topic_partitions": 2,
+                  "ceiling": {"rows": 5_000_000, "seconds": 142.7, "rows_per_s": 35_026},
+                  "event_aggregation": JOB, "data_enrichment": {**JOB, "exit_code": 1}},
+    "sustained": [{"target_records_per_s": 6000.0, "generator_records_per_s": 5999.0, "app_events_per_s": 3560,
+                   "processed_app_events_per_s": 3409, "drained_s_after_generator": 12.0, "kept_up": True,
+                   "trigger_s": 10.0, "batches": 22, "batch_ms_p50": 9426, "batch_ms_p95": 26888,
+                   "peak_rss_mib": RSS, "files_per_date_partition_per_hour": 700}],
+    "startup": {"cluster": {"submit_to_exit_s": 58, "driver_start_to_first_batch_s": 47},
+                "local": {"submit_to_exit_s": 41, "driver_start_to_first_batch_s": 31}},
+    "batch": {"events": 10_000_000, "session_start_s": 16.9, "spark_scan_s": 8.1,
+              **{name: {"spark_s": 6.7, "duckdb_s": 0.48, "ratio": 13.8, "rows": 24, "rows_match": True}
+                 for name in ("hourly_aggregate", "daily_summary", "user_segmentation")}},
+}
+
+
+def test_report_has_every_section_and_flags_failures():
+    text = to_markdown(RESULTS)
+    for heading in ("**Generator**", "**Streaming**", "**Sustained rate**", "**Start-up**", "**Batch**"):
+        assert heading in text
+    assert "| data_enrichment (exit 1) |" in text and "| event_aggregation |" in text
+    assert "| 6,000 | 5,999 | 3,560 | 3,409 | 12.0 | yes | 22 | 9426 / 26888 (10) | 700 / 1500 | 700 |" in text
+    assert "| user_segmentation | 6.7 | 0.48 | 13.8 | 24 (yes) |" in text
+
+
+def test_helpers():
+    assert _seconds("10 seconds") == 10 and _seconds("1 minute") == 60
+    assert _percentile([5, 1, 3, 2, 4], 0.5) == 3 and _percentile([5, 1, 3, 2, 4], 0.95) == 5
+    assert _percentile([], 0.5) is None
