@@ -30,6 +30,8 @@ from pathlib import Path
 import psutil
 
 from configs.spark_config import PROJECT_ROOT, load_settings
+from supervisor.health import interval_seconds
+from tools import stack
 
 RESULTS = PROJECT_ROOT / "benchmarks" / "results"
 MASTER = "spark://127.0.0.1:7077"
@@ -124,13 +126,12 @@ def run_streaming_job(job: str, topic: str, master: str, root: Path) -> dict:
     batches = [p for p in progress if p.get("message") == "batch progress" and p["query_name"] == main]
     rows = sum(p["input_rows"] for p in batches)
     busy = sum(p["batch_duration_ms"] for p in batches) / 1000
-    first_done = min(datetime.fromisoformat(p["asctime"].replace(",", ".")) for p in batches)
+    first_done = min(_logged_at(p) for p in batches)
     start_log = next(p for p in progress if p.get("message") == "starting")
     durations = sorted(p["batch_duration_ms"] for p in batches if p["input_rows"])
     return {"exit_code": code, "rows": rows, "wall_s": round(wall, 1), "batches": len(batches),
             "rows_per_s_wall": round(rows / wall), "rows_per_s_in_batches": round(rows / busy) if busy else None,
-            "driver_start_to_first_batch_s": round((first_done - datetime.fromisoformat(
-                start_log["asctime"].replace(",", "."))).total_seconds(), 1),
+            "driver_start_to_first_batch_s": round((first_done - _logged_at(start_log)).total_seconds(), 1),
             "batch_ms_p50": durations[len(durations) // 2] if durations else None,
             "batch_ms_max": durations[-1] if durations else None, "peak_rss_mib": rss.mib()}
 
@@ -143,15 +144,9 @@ def bench_streaming(n: int) -> dict:
     settings = load_settings()
     topic = f"bench_app_events_{n}"
     spark = create_spark_session("bench-streaming", settings, master=MASTER)
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    fresh = topic not in admin.list_topics()
-    if fresh:  # data_enrichment also lands external data: its topic must exist, even empty
-        admin.create_topics([NewTopic(t, num_partitions=settings.kafka_topic_partitions, replication_factor=1)
-                             for t in (topic, topic + "_external")])
-    admin.close()
+    # data_enrichment also lands external data: its topic must exist, even empty
+    fresh = topic in stack.ensure_topics(settings.kafka_bootstrap_servers, settings.kafka_topic_partitions,
+                                         names=[topic, topic + "_external"])
     out: dict = {"events": n, "topic_partitions": settings.kafka_topic_partitions}
     if fresh:
         t = time.monotonic()
@@ -185,9 +180,6 @@ def bench_sustained(rate: float, seconds: int) -> dict:
     """event_aggregation in continuous mode (default trigger) on the cluster while the generator
     produces `rate` records/s (all four topics) for `seconds`: does the job keep up, and how long
     are its micro-batches?"""
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-
     from configs.spark_config import TOPICS
     from utils.spark_utils import spark_submit_command
 
@@ -196,10 +188,8 @@ def bench_sustained(rate: float, seconds: int) -> dict:
     root = Path(tempfile.mkdtemp(prefix="bench-rate-"))
     env = {**_job_env(root, prefix + "app_events", MASTER),
            **{f"TOPIC_{t.upper()}": prefix + t for t in TOPICS}}
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    admin.create_topics([NewTopic(prefix + t, num_partitions=settings.kafka_topic_partitions, replication_factor=1)
-                         for t in TOPICS])
-    admin.close()
+    stack.ensure_topics(settings.kafka_bootstrap_servers, settings.kafka_topic_partitions,
+                        names=[prefix + t for t in TOPICS])
     (root / "users.csv").write_text("user_id,signup_date,country,plan\n")
     log_file = root / "logs" / "event_aggregation.log"
 
@@ -234,7 +224,7 @@ def bench_sustained(rate: float, seconds: int) -> dict:
         finally:
             os.killpg(job.pid, signal.SIGTERM)
             job.wait(timeout=120)
-    during = [b for b in batches() if gen_start <= _epoch(b["asctime"]) <= gen_end and b["input_rows"]]
+    during = [b for b in batches() if gen_start <= _logged_at(b).timestamp() <= gen_end and b["input_rows"]]
     durations = [b["batch_duration_ms"] for b in during]
     in_window = sum(b["input_rows"] for b in during)
     # Small files: what continuous mode leaves in a date partition per hour of running.
@@ -247,21 +237,17 @@ def bench_sustained(rate: float, seconds: int) -> dict:
         "app_events_per_s": round(wanted / (gen_end - gen_start)),
         "processed_app_events_per_s": round(in_window / (gen_end - gen_start)),
         "drained_s_after_generator": round(drained - gen_end, 1),
-        "kept_up": drained - gen_end <= 2 * _seconds(settings.trigger_interval),
-        "trigger_s": _seconds(settings.trigger_interval), "batches": len(during),
+        "kept_up": drained - gen_end <= 2 * interval_seconds(settings.trigger_interval),
+        "trigger_s": interval_seconds(settings.trigger_interval), "batches": len(during),
         "batch_ms_p50": _percentile(durations, 0.5), "batch_ms_p95": _percentile(durations, 0.95),
         "peak_rss_mib": rss.mib(),
         "files_per_date_partition_per_hour": round(len(files) / hours / max(1, len({f.parent for f in files}))),
     }
 
 
-def _epoch(asctime: str) -> float:
-    return datetime.fromisoformat(asctime.replace(",", ".")).timestamp()  # logging writes local time
-
-
-def _seconds(interval: str) -> float:
-    number, unit = interval.split()
-    return float(number) * {"second": 1, "minute": 60}[unit.rstrip("s")]
+def _logged_at(record: dict) -> datetime:
+    """When a JSON log record was written (logging writes local time, naive)."""
+    return datetime.fromisoformat(record["asctime"].replace(",", "."))
 
 
 def bench_startup() -> dict:
@@ -453,8 +439,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sustained-seconds", type=int, default=300)
     parser.add_argument("--only", default="generator,streaming,sustained,startup,batch")
     args = parser.parse_args(argv)
-    from tools import stack
-
     stack.up()
     results: dict = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
                      "command": "make bench " + " ".join(argv or sys.argv[1:])}

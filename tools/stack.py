@@ -223,7 +223,8 @@ def _wait(what: str, check, comp: Component, timeout: float) -> None:
     raise StackError(f"{what} not healthy after {timeout:.0f}s; see {comp.logfile}")
 
 
-def ensure_topics(bootstrap: str, partitions: int) -> list[str]:
+def ensure_topics(bootstrap: str, partitions: int, names: list[str] | None = None) -> list[str]:
+    """Create the missing topics among `names` (default: the four contract topics); return the new ones."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
@@ -232,7 +233,7 @@ def ensure_topics(bootstrap: str, partitions: int) -> list[str]:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="stack-topics")
     try:
         existing = set(admin.list_topics())
-        wanted = [settings.topics[t] for t in TOPICS]
+        wanted = names or [settings.topics[t] for t in TOPICS]
         new = [NewTopic(t, num_partitions=partitions, replication_factor=1)
                for t in wanted if t not in existing]
         if new:

@@ -3,7 +3,8 @@ the Markdown it writes at the very end must fail here, not there."""
 
 from __future__ import annotations
 
-from benchmarks.run import _percentile, _seconds, to_markdown
+from benchmarks.run import _percentile, to_markdown
+from supervisor.health import interval_seconds as _seconds
 
 RSS = {"driver": 700, "executor": 1500}
 JOB = {"exit_code": 0, "rows": 5_000_000, "wall_s": 600.0, "batches": 27, "rows_per_s_wall": 8_000,
