@@ -4,9 +4,12 @@ Benchmarks on the local stack (started if needed); figures are printed and appen
 machine and the git revision, to BENCHMARKS.md (raw numbers in benchmarks/results/latest.json).
 
   generator   events/s produced by tools.generate_events into the local broker
-  streaming   N synthetic app events preloaded to Kafka; the ceiling (read + same JSON parsing +
-              count) next to event_aggregation and data_enrichment in --available-now mode on
-              the 2-worker cluster; start-up to the first micro-batch; peak RSS
+  streaming   N synthetic records preloaded to each of app_events, clickstream and cdc_changes;
+              per topic the ceiling (read + the same validation and extraction + count) next to
+              the jobs reading it (event_aggregation, data_enrichment, clickstream_analysis,
+              cdc_transformation) in --available-now mode on the 2-worker cluster; start-up to
+              the first micro-batch; peak RSS
+  sustained   event_aggregation in continuous mode at fixed generator rates
   batch       M events as enriched_events Parquet; each batch job's computation vs DuckDB doing
               the same on the same files; session start-up separately
 """
@@ -29,7 +32,7 @@ from pathlib import Path
 
 import psutil
 
-from configs.spark_config import PROJECT_ROOT, load_settings
+from configs.spark_config import PROJECT_ROOT, TOPICS, load_settings
 from supervisor.health import interval_seconds
 from tools import stack
 
@@ -82,8 +85,7 @@ def bench_generator(n: int) -> dict:
     """Records/s into the local broker with each client, and generation alone, in one run."""
     def generate(*args: str) -> dict:
         prefix = f"benchgen{time.time_ns()}_"
-        env = {**os.environ, **{f"TOPIC_{t.upper()}": prefix + t for t in
-                                ("app_events", "clickstream", "cdc_changes", "external_data")}}
+        env = {**os.environ, **{f"TOPIC_{t.upper()}": prefix + t for t in TOPICS}}
         with tempfile.TemporaryDirectory() as tmp:
             out = subprocess.run([sys.executable, "-m", "tools.generate_events", "--app-events", str(n),
                                   "--user-master-path", tmp, *args], cwd=PROJECT_ROOT, env=env,
@@ -98,17 +100,23 @@ def bench_generator(n: int) -> dict:
             **{f"{name}_records_per_s": r["records_per_second"] for name, r in runs.items()}}
 
 
-def _job_env(root: Path, topic: str, master: str) -> dict[str, str]:
+def _job_env(root: Path, topics: dict[str, str], master: str) -> dict[str, str]:
+    """The job's environment: private folders, and `topics` (contract name -> Kafka topic)."""
     from utils.spark_utils import spark_submit_env
 
     return spark_submit_env({**os.environ, "OUTPUT_ROOT": str(root / "outputs"),
                              "CHECKPOINT_ROOT": str(root / "checkpoints"), "STATE_ROOT": str(root / "state"),
-                             "LOG_DIR": str(root / "logs"), "TOPIC_APP_EVENTS": topic,
-                             "TOPIC_EXTERNAL_DATA": topic + "_external", "SPARK_MASTER_URL": master,
-                             "USER_MASTER_PATH": str(root / "users.csv")})
+                             "LOG_DIR": str(root / "logs"), "SPARK_MASTER_URL": master,
+                             "USER_MASTER_PATH": str(root / "users.csv"),
+                             **{f"TOPIC_{name.upper()}": topic for name, topic in topics.items()}})
 
 
-def run_streaming_job(job: str, topic: str, master: str, root: Path) -> dict:
+# The query whose progress measures each job (the others of the job run beside it).
+MAIN_QUERY = {"event_aggregation": "events_aggregated_realtime", "data_enrichment": "enriched_events",
+              "clickstream_analysis": "clickstream_sessions", "cdc_transformation": "cdc_transformed"}
+
+
+def run_streaming_job(job: str, topics: dict[str, str], master: str, root: Path) -> dict:
     from utils.spark_utils import spark_submit_command
 
     root.mkdir(parents=True, exist_ok=True)
@@ -118,12 +126,11 @@ def run_streaming_job(job: str, topic: str, master: str, root: Path) -> dict:
     started = time.monotonic()
     with PeakRss(driver=f"jobs/streaming/{job}.py", executor="CoarseGrainedExecutorBackend") as rss, \
             (root / f"{job}.out").open("w") as log:
-        code = subprocess.run(cmd, check=False, cwd=PROJECT_ROOT, env=_job_env(root, topic, master), stdout=log,
+        code = subprocess.run(cmd, check=False, cwd=PROJECT_ROOT, env=_job_env(root, topics, master), stdout=log,
                               stderr=subprocess.STDOUT).returncode
     wall = time.monotonic() - started
     progress = [json.loads(line) for line in (root / "logs" / f"{job}.log").read_text().splitlines()]
-    main = {"event_aggregation": "events_aggregated_realtime", "data_enrichment": "enriched_events"}[job]
-    batches = [p for p in progress if p.get("message") == "batch progress" and p["query_name"] == main]
+    batches = [p for p in progress if p.get("message") == "batch progress" and p["query_name"] == MAIN_QUERY[job]]
     rows = sum(p["input_rows"] for p in batches)
     busy = sum(p["batch_duration_ms"] for p in batches) / 1000
     first_done = min(_logged_at(p) for p in batches)
@@ -136,38 +143,76 @@ def run_streaming_job(job: str, topic: str, master: str, root: Path) -> dict:
             "batch_ms_max": durations[-1] if durations else None, "peak_rss_mib": rss.mib()}
 
 
-def bench_streaming(n: int) -> dict:
-    from benchmarks.synthetic import app_events, as_kafka_records
+def _ceiling_app_events(raw):
     from utils import transformations as X
+
+    return (raw.transform(X.with_json_validation, X.APP_EVENTS_SPEC).transform(X.filter_valid_records)
+            .transform(X.extract_app_events))
+
+
+def _ceiling_clickstream(raw):
+    from utils import transformations as X
+
+    return (raw.transform(X.with_json_validation, X.CLICKSTREAM_SPEC).transform(X.filter_valid_records)
+            .transform(X.extract_clicks))
+
+
+def _ceiling_cdc_changes(raw):
+    from pyspark.sql import functions as F
+
+    from utils import transformations as X
+
+    checked = raw.transform(X.validate_debezium)
+    return X.transform_cdc(checked.filter(~F.col("_tombstone") & F.col("_error").isNull()))
+
+
+def _synthetic(topic: str):
+    from benchmarks import synthetic as S
+
+    return {"app_events": lambda spark, n: S.as_kafka_records(S.app_events(spark, n)),
+            "clickstream": S.clicks, "cdc_changes": S.cdc_changes}[topic]
+
+
+# Per topic: the ceiling (read + the jobs' JSON validation and extraction + count) and the jobs
+# that read it.
+STREAMING = {"app_events": (_ceiling_app_events, ("event_aggregation", "data_enrichment")),
+             "clickstream": (_ceiling_clickstream, ("clickstream_analysis",)),
+             "cdc_changes": (_ceiling_cdc_changes, ("cdc_transformation",))}
+
+
+def bench_streaming(n: int, topics: list[str]) -> dict:
     from utils.spark_utils import create_spark_session, read_kafka_batch
 
     settings = load_settings()
-    topic = f"bench_app_events_{n}"
+    # Every job gets all four topics (data_enrichment also lands external data: it must exist, even empty).
+    names = {t: f"bench_{t}_{n}" for t in TOPICS}
     spark = create_spark_session("bench-streaming", settings, master=MASTER)
-    # data_enrichment also lands external data: its topic must exist, even empty
-    fresh = topic in stack.ensure_topics(settings.kafka_bootstrap_servers, settings.kafka_topic_partitions,
-                                         names=[topic, topic + "_external"])
-    out: dict = {"events": n, "topic_partitions": settings.kafka_topic_partitions}
-    if fresh:
+    fresh = stack.ensure_topics(settings.kafka_bootstrap_servers, settings.kafka_topic_partitions,
+                                names=list(names.values()))
+    out: dict = {"events": n, "topic_partitions": settings.kafka_topic_partitions, "topics": {}}
+    for topic in topics:
+        ceiling, _jobs = STREAMING[topic]
+        res: dict = {}
+        if names[topic] in fresh:
+            t = time.monotonic()
+            (_synthetic(topic)(spark, n).write.format("kafka").options(**settings.kafka_options())
+             .option("topic", names[topic]).option("kafka.linger.ms", "50").option("kafka.batch.size", "1048576")
+             .option("kafka.compression.type", "lz4").save())
+            res["preload_s"] = round(time.monotonic() - t, 1)
         t = time.monotonic()
-        (as_kafka_records(app_events(spark, n)).write.format("kafka").options(**settings.kafka_options())
-         .option("topic", topic).option("kafka.linger.ms", "50").option("kafka.batch.size", "1048576")
-         .option("kafka.compression.type", "lz4").save())
-        out["preload_s"] = round(time.monotonic() - t, 1)
-        out["preload_events_per_s"] = round(n / (time.monotonic() - t))
-    t = time.monotonic()
-    raw = read_kafka_batch(spark, topic, settings)
-    count = (raw.transform(X.with_json_validation, X.APP_EVENTS_SPEC).transform(X.filter_valid_records)
-             .transform(X.extract_app_events).count())
-    ceiling_s = time.monotonic() - t
-    out["ceiling"] = {"rows": count, "seconds": round(ceiling_s, 1), "rows_per_s": round(count / ceiling_s)}
+        count = ceiling(read_kafka_batch(spark, names[topic], settings)).count()
+        seconds = time.monotonic() - t
+        res["ceiling"] = {"rows": count, "seconds": round(seconds, 1), "rows_per_s": round(count / seconds)}
+        out["topics"][topic] = res
     spark.stop()
     with tempfile.TemporaryDirectory(prefix="bench-stream-") as tmp:
-        for job in ("event_aggregation", "data_enrichment"):
-            res = run_streaming_job(job, topic, MASTER, Path(tmp) / job)
-            # Both sides without session start-up: the ceiling is timed after its session started.
-            res["ratio_to_ceiling"] = round(res["rows_per_s_in_batches"] / out["ceiling"]["rows_per_s"], 2)
-            out[job] = res
+        for topic in topics:
+            res = out["topics"][topic]
+            for job in STREAMING[topic][1]:
+                r = run_streaming_job(job, names, MASTER, Path(tmp) / job)
+                # Both sides without session start-up: the ceiling is timed after its session started.
+                r["ratio_to_ceiling"] = round(r["rows_per_s_in_batches"] / res["ceiling"]["rows_per_s"], 2)
+                res[job] = r
     return out
 
 
@@ -180,14 +225,12 @@ def bench_sustained(rate: float, seconds: int) -> dict:
     """event_aggregation in continuous mode (default trigger) on the cluster while the generator
     produces `rate` records/s (all four topics) for `seconds`: does the job keep up, and how long
     are its micro-batches?"""
-    from configs.spark_config import TOPICS
     from utils.spark_utils import spark_submit_command
 
     settings = load_settings()
     prefix = f"benchrate{int(rate)}_{time.time_ns() % 10**6}_"
     root = Path(tempfile.mkdtemp(prefix="bench-rate-"))
-    env = {**_job_env(root, prefix + "app_events", MASTER),
-           **{f"TOPIC_{t.upper()}": prefix + t for t in TOPICS}}
+    env = _job_env(root, {t: prefix + t for t in TOPICS}, MASTER)
     stack.ensure_topics(settings.kafka_bootstrap_servers, settings.kafka_topic_partitions,
                         names=[prefix + t for t in TOPICS])
     (root / "users.csv").write_text("user_id,signup_date,country,plan\n")
@@ -265,7 +308,7 @@ def bench_startup() -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-start-") as tmp:
         for name, master in (("cluster", MASTER), ("local", "local[2]")):
             started = time.monotonic()
-            res = run_streaming_job("event_aggregation", topic, master, Path(tmp) / name)
+            res = run_streaming_job("event_aggregation", {"app_events": topic}, master, Path(tmp) / name)
             out[name] = {"submit_to_exit_s": round(time.monotonic() - started, 1),
                          "driver_start_to_first_batch_s": res["driver_start_to_first_batch_s"]}
     return out
@@ -378,22 +421,27 @@ def to_markdown(results: dict) -> str:
                      "(2 processes).")
     if "streaming" in results:
         s = results["streaming"]
-        c = s["ceiling"]
-        lines.append(f"- **Streaming**, {s['events']:,} events on a {s['topic_partitions']}-partition topic, "
-                     f"2-worker cluster, `--available-now`:")
-        lines.append("\n| query | rows | wall s | rows/s (wall) | rows/s (in batches) | "
-                     "ratio to ceiling (in batches) | "
-                     "batches | start→first batch s | peak RSS driver / executor MiB |")
-        lines.append("|---|---|---|---|---|---|---|---|---|")
-        lines.append(f"| ceiling: read + same JSON parsing + count | {c['rows']:,} | {c['seconds']} | "
-                     f"{c['rows_per_s']:,} | | 1.00 | | | |")
-        for job in ("event_aggregation", "data_enrichment"):
-            r = s[job]
-            failed = f" (exit {r['exit_code']})" if r["exit_code"] else ""
-            lines.append(f"| {job}{failed} | {r['rows']:,} | {r['wall_s']} | {r['rows_per_s_wall']:,} | "
-                         f"{r['rows_per_s_in_batches']:,} | {r['ratio_to_ceiling']} | {r['batches']} | "
-                         f"{r['driver_start_to_first_batch_s']} | {r['peak_rss_mib']['driver']} / "
-                         f"{r['peak_rss_mib']['executor']} |")
+        lines.append(f"- **Streaming**, {s['events']:,} synthetic records per topic on "
+                     f"{s['topic_partitions']}-partition topics, 2-worker cluster, `--available-now`; each job "
+                     "against the ceiling of its topic:")
+        lines.append("\n| topic | query | rows | wall s | rows/s (wall) | rows/s (in batches) | "
+                     "ratio to ceiling (in batches) | batches | batch p50 / max ms | start→first batch s | "
+                     "peak RSS driver / executor MiB |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
+        for topic, res in s["topics"].items():
+            c = res["ceiling"]
+            lines.append(f"| {topic} | ceiling: read + same validation and extraction + count | {c['rows']:,} | "
+                         f"{c['seconds']} | {c['rows_per_s']:,} | | 1.00 | | | | |")
+            for job in STREAMING[topic][1]:
+                if job not in res:
+                    continue
+                r = res[job]
+                failed = f" (exit {r['exit_code']})" if r["exit_code"] else ""
+                lines.append(f"| {topic} | {job}{failed} | {r['rows']:,} | {r['wall_s']} | {r['rows_per_s_wall']:,} | "
+                             f"{r['rows_per_s_in_batches']:,} | {r['ratio_to_ceiling']} | {r['batches']} | "
+                             f"{r['batch_ms_p50']} / {r['batch_ms_max']} | "
+                             f"{r['driver_start_to_first_batch_s']} | {r['peak_rss_mib']['driver']} / "
+                             f"{r['peak_rss_mib']['executor']} |")
     if "sustained" in results:
         lines.append("\n- **Sustained rate**, event_aggregation in continuous mode on the cluster while the "
                      "generator produces at a fixed rate (all four topics; the job reads app_events):\n")
@@ -437,6 +485,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sustained-rates", default="5000,15000",
                         help="generator records/s for the sustained-rate runs (comma-separated)")
     parser.add_argument("--sustained-seconds", type=int, default=300)
+    parser.add_argument("--streaming-topics", default=",".join(STREAMING),
+                        help="topics (and so jobs) of the streaming part (comma-separated)")
     parser.add_argument("--only", default="generator,streaming,sustained,startup,batch")
     args = parser.parse_args(argv)
     stack.up()
@@ -444,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
                      "command": "make bench " + " ".join(argv or sys.argv[1:])}
     wanted = args.only.split(",")
     steps = {"generator": lambda: bench_generator(args.generator_events),
-             "streaming": lambda: bench_streaming(args.events),
+             "streaming": lambda: bench_streaming(args.events, args.streaming_topics.split(",")),
              "sustained": lambda: [bench_sustained(float(r), args.sustained_seconds)
                                    for r in args.sustained_rates.split(",")],
              "startup": bench_startup,

@@ -1,12 +1,13 @@
 """Synthetic data for benchmarks, produced by Spark itself (fast enough for millions of rows).
 
-App events follow the contract exactly, so the jobs parse them like real input; they are
-written to Kafka (streaming benchmarks) or as `enriched_events` Parquet (batch benchmarks).
+App events, clicks and Debezium change events follow the contract exactly, so the jobs parse
+them like real input; they are written to Kafka (streaming benchmarks), app events also as
+`enriched_events` Parquet (batch benchmarks).
 """
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 EVENT_TYPES = ["page_view", "page_view", "page_view", "click", "search", "add_to_cart", "purchase",
@@ -34,6 +35,66 @@ def app_events(spark: SparkSession, n: int, *, start: str = "2026-11-20 00:00:00
         F.struct(F.lit("DE").alias("country"), F.lit("Berlin").alias("city")).alias("location"),
         F.when(F.abs(h) % len(EVENT_TYPES) == 6, F.round(F.abs(h) % 40000 / 100.0, 2)).alias("revenue"),
     )
+
+
+PAGES = ["/", "/search", "/product/1", "/product/2", "/cart", "/checkout", "/account"]
+
+
+def _pick(values: list[str], *salt: int) -> Column:
+    h = F.abs(F.xxhash64("id", *map(F.lit, salt)))
+    return F.element_at(F.array(*map(F.lit, values)), (h % len(values) + 1).cast("int"))
+
+
+def _iso(ts: Column) -> Column:
+    return F.date_format(ts, "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'")
+
+
+def clicks(spark: SparkSession, n: int, *, start: str = "2026-11-20 00:00:00", users: int = 50_000,
+           span_seconds: int = 86_400, partitions: int = 8) -> DataFrame:
+    """n clickstream records as (key, value): sessions of 7 consecutive clicks, in event-time order."""
+    ids = spark.range(0, n, numPartitions=partitions)
+    session = (F.col("id") / 7).cast("long")
+    ts = F.to_timestamp(F.lit(start)) + F.make_interval(secs=(F.col("id") * span_seconds / n))
+    body = F.struct(
+        F.expr("uuid()").alias("click_id"),
+        F.format_string("s_%09d", session).alias("session_id"),
+        F.format_string("user_%06d", F.abs(F.xxhash64(session)) % users).alias("user_id"),
+        _pick(PAGES, 1).alias("page_url"),
+        _pick(PAGES, 2).alias("referrer_url"),
+        F.format_string("el-%d", F.col("id") % 50).alias("element_id"),
+        _pick(APP_TYPES, 3).alias("app_type"),
+        _iso(ts).alias("event_timestamp"),
+    )
+    return ids.select(F.format_string("s_%09d", session).alias("key"), F.to_json(body).alias("value"))
+
+
+def cdc_changes(spark: SparkSession, n: int, *, start: str = "2026-11-20 00:00:00", span_seconds: int = 86_400,
+                partitions: int = 8) -> DataFrame:
+    """n Debezium change events on public.orders as (key, value): inserts, updates and deletes in
+    turn, half of them in the {"schema", "payload"} wrapping, as the Postgres connector writes them."""
+    ids = spark.range(0, n, numPartitions=partitions)
+    order_id = (F.col("id") / 3).cast("long")
+    op = F.element_at(F.array(F.lit("c"), F.lit("u"), F.lit("d")), (F.col("id") % 3 + 1).cast("int"))
+    ts = F.to_timestamp(F.lit(start)) + F.make_interval(secs=(F.col("id") * span_seconds / n))
+    ts_ms = F.unix_millis(ts)
+    row = F.struct(order_id.alias("id"), F.format_string("user_%06d", order_id % 50_000).alias("user_id"),
+                   F.round(F.abs(F.xxhash64(order_id)) % 40000 / 100.0, 2).alias("amount"))
+    paid = row.withField("status", F.lit("paid"))
+    source = F.struct(F.lit("2.7.0.Final").alias("version"), F.lit("postgresql").alias("connector"),
+                      F.lit("shop").alias("name"), ts_ms.alias("ts_ms"), F.lit("false").alias("snapshot"),
+                      F.lit("shop").alias("db"), F.lit("public").alias("schema"), F.lit("orders").alias("table"),
+                      order_id.alias("txId"), (F.col("id") * 64).alias("lsn"))
+    envelope = F.struct(
+        F.when(op != "c", row.withField("status", F.lit("new"))).alias("before"),
+        F.when(op == "c", row.withField("status", F.lit("new"))).when(op == "u", paid).alias("after"),
+        source.alias("source"), op.alias("op"), (ts_ms + 120).alias("ts_ms"))
+    wrapped = F.struct(F.struct(F.lit("struct").alias("type"),
+                                F.lit("shop.public.orders.Envelope").alias("name")).alias("schema"),
+                       envelope.alias("payload"))
+    keep_nulls = {"ignoreNullFields": "false"}  # Debezium writes "before": null, not nothing
+    value = F.when(F.col("id") % 2 == 0, F.to_json(wrapped, keep_nulls)).otherwise(F.to_json(envelope, keep_nulls))
+    key = F.to_json(F.struct(order_id.alias("id")))
+    return ids.select(key.alias("key"), value.alias("value"))
 
 
 def as_kafka_records(events: DataFrame) -> DataFrame:

@@ -9,14 +9,17 @@ from supervisor.health import interval_seconds as _seconds
 RSS = {"driver": 700, "executor": 1500}
 JOB = {"exit_code": 0, "rows": 5_000_000, "wall_s": 600.0, "batches": 27, "rows_per_s_wall": 8_000,
        "rows_per_s_in_batches": 8_500, "driver_start_to_first_batch_s": 70.0, "ratio_to_ceiling": 0.24,
+       "batch_ms_p50": None, "batch_ms_max": None,
        "peak_rss_mib": RSS}
 RESULTS = {
     "when": "2026-11-26T00:00:00+00:00", "machine": "test", "command": "make bench",
     "generator": {"records": 10, **{f"{k}_records_per_s": 1.0 for k in (
         "librdkafka", "librdkafka_2_processes", "kafka-python", "no_kafka", "no_kafka_2_processes")}},
-    "streaming": {"events": 5_000_000, "topic_partitions": 2,
-                  "ceiling": {"rows": 5_000_000, "seconds": 142.7, "rows_per_s": 35_026},
-                  "event_aggregation": JOB, "data_enrichment": {**JOB, "exit_code": 1}},
+    "streaming": {"events": 5_000_000, "topic_partitions": 2, "topics": {
+        "app_events": {"ceiling": {"rows": 5_000_000, "seconds": 142.7, "rows_per_s": 35_026},
+                       "event_aggregation": JOB, "data_enrichment": {**JOB, "exit_code": 1}},
+        "cdc_changes": {"ceiling": {"rows": 5_000_000, "seconds": 100.0, "rows_per_s": 50_000},
+                        "cdc_transformation": {**JOB, "batch_ms_p50": 9000, "batch_ms_max": 20000}}}},
     "sustained": [{"target_records_per_s": 6000.0, "generator_records_per_s": 5999.0, "app_events_per_s": 3560,
                    "processed_app_events_per_s": 3409, "drained_s_after_generator": 12.0, "kept_up": True,
                    "trigger_s": 10.0, "batches": 22, "batch_ms_p50": 9426, "batch_ms_p95": 26888,
@@ -33,7 +36,11 @@ def test_report_has_every_section_and_flags_failures():
     text = to_markdown(RESULTS)
     for heading in ("**Generator**", "**Streaming**", "**Sustained rate**", "**Start-up**", "**Batch**"):
         assert heading in text
-    assert "| data_enrichment (exit 1) |" in text and "| event_aggregation |" in text
+    assert "| app_events | data_enrichment (exit 1) |" in text and "| app_events | event_aggregation |" in text
+    assert ("| cdc_changes | ceiling: read + same validation and extraction + count | 5,000,000 | 100.0 | "
+            "50,000 |") in text
+    assert "| cdc_changes | cdc_transformation | 5,000,000 | 600.0 | 8,000 | 8,500 | 0.24 | 27 | 9000 / 20000 |" in text
+    assert "clickstream" not in text, "a topic left out of the run has no rows"
     assert "| 6,000 | 5,999 | 3,560 | 3,409 | 12.0 | yes | 22 | 9426 / 26888 (10) | 700 / 1500 | 700 |" in text
     assert "| user_segmentation | 6.7 | 0.48 | 13.8 | 24 (yes) |" in text
 

@@ -58,6 +58,9 @@ MALFORMED = [
     ("object for string", app_event(user_id={"id": 1}), "field 'user_id' must be string, got object"),
     ("null value", None, "null value"),
     ("whitespace only", b"   \n", "empty value"),
+    ("JSON number", b" \t42", "not a JSON object: got bigint"),
+    ("indented array", b"\r\n [{}]", "not a JSON object: got array"),
+    ("indented object, field missing", b'\n\t {"event_id": "e9"}', "missing required field 'event_type'"),
 ]
 
 
@@ -73,6 +76,15 @@ def test_every_kind_of_malformed_record_is_quarantined_with_its_reason(spark):
         restored = got[offset].raw_value_base64
         assert (restored is None and raw is None) or __import__("base64").b64decode(restored) == raw
     assert [r.offset for r in valid.collect()] == [len(MALFORMED)]
+
+
+def test_object_check_agrees_with_the_variant_type(spark):
+    """The text shortcut of is_not_object gives what the parsed value's type says, whitespace or not."""
+    texts = ['{"a": 1}', ' \n\t\r{"a": [1]}', "[1, 2]", ' "s"', "3.5", "true", "null", "\n[{}]"]
+    df = spark.createDataFrame([(t,) for t in texts], "raw string").withColumn("v", F.try_parse_json("raw"))
+    rows = df.select(X.is_not_object(F.col("raw"), F.col("v")).alias("fast"),
+                     (~F.schema_of_variant("v").startswith("OBJECT")).alias("by_type")).collect()
+    assert [r.fast for r in rows] == [r.by_type for r in rows] == [False, False, True, True, True, True, True, True]
 
 
 def test_quarantine_has_the_contract_columns(spark):
