@@ -9,7 +9,9 @@ machine and the git revision, to BENCHMARKS.md (raw numbers in benchmarks/result
               the jobs reading it (event_aggregation, data_enrichment, clickstream_analysis,
               cdc_transformation) in --available-now mode on the 2-worker cluster; start-up to
               the first micro-batch; peak RSS
+  parsing     each step of the JSON path (parse, validation, extraction) over cached records
   sustained   event_aggregation in continuous mode at fixed generator rates
+  sweep       event_aggregation once per tuning setting (not in the default --only: ~20 min)
   batch       M events as enriched_events Parquet; each batch job's computation vs DuckDB doing
               the same on the same files; session start-up separately
 """
@@ -116,7 +118,8 @@ MAIN_QUERY = {"event_aggregation": "events_aggregated_realtime", "data_enrichmen
               "clickstream_analysis": "clickstream_sessions", "cdc_transformation": "cdc_transformed"}
 
 
-def run_streaming_job(job: str, topics: dict[str, str], master: str, root: Path) -> dict:
+def run_streaming_job(job: str, topics: dict[str, str], master: str, root: Path,
+                      settings_env: dict[str, str] | None = None) -> dict:
     from utils.spark_utils import spark_submit_command
 
     root.mkdir(parents=True, exist_ok=True)
@@ -126,7 +129,8 @@ def run_streaming_job(job: str, topics: dict[str, str], master: str, root: Path)
     started = time.monotonic()
     with PeakRss(driver=f"jobs/streaming/{job}.py", executor="CoarseGrainedExecutorBackend") as rss, \
             (root / f"{job}.out").open("w") as log:
-        code = subprocess.run(cmd, check=False, cwd=PROJECT_ROOT, env=_job_env(root, topics, master), stdout=log,
+        env = {**_job_env(root, topics, master), **(settings_env or {})}
+        code = subprocess.run(cmd, check=False, cwd=PROJECT_ROOT, env=env, stdout=log,
                               stderr=subprocess.STDOUT).returncode
     wall = time.monotonic() - started
     progress = [json.loads(line) for line in (root / "logs" / f"{job}.log").read_text().splitlines()]
@@ -213,6 +217,91 @@ def bench_streaming(n: int, topics: list[str]) -> dict:
                 # Both sides without session start-up: the ceiling is timed after its session started.
                 r["ratio_to_ceiling"] = round(r["rows_per_s_in_batches"] / res["ceiling"]["rows_per_s"], 2)
                 res[job] = r
+    return out
+
+
+HDFS_STATE_STORE = "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider"
+
+# One setting changed per run against the defaults (the environment variable the operator sets).
+SWEEP = {
+    "defaults": {},
+    "SPARK_SHUFFLE_PARTITIONS=4": {"SPARK_SHUFFLE_PARTITIONS": "4"},
+    "4 Kafka partitions": {"KAFKA_TOPIC_PARTITIONS": "4"},
+    "KAFKA_MAX_OFFSETS_PER_TRIGGER=50000": {"KAFKA_MAX_OFFSETS_PER_TRIGGER": "50000"},
+    "HDFS-backed state store instead of RocksDB":
+        {"SPARK_EXTRA_CONF": json.dumps({"spark.sql.streaming.stateStore.providerClass": HDFS_STATE_STORE})},
+}
+
+
+def bench_sweep(n: int) -> dict:
+    """event_aggregation --available-now over the same n app events once per setting, one after
+    the other, in one run: which default is worth changing on this box."""
+    from benchmarks.synthetic import app_events, as_kafka_records
+    from utils.spark_utils import create_spark_session
+
+    settings = load_settings()
+    spark = create_spark_session("bench-sweep-load", settings, master=MASTER)
+    topics = {}
+    for partitions in sorted({int(v.get("KAFKA_TOPIC_PARTITIONS", settings.kafka_topic_partitions))
+                              for v in SWEEP.values()}):
+        topics[partitions] = f"bench_sweep_app_events_{n}_{partitions}p"
+        if stack.ensure_topics(settings.kafka_bootstrap_servers, partitions, names=[topics[partitions]]):
+            (as_kafka_records(app_events(spark, n)).write.format("kafka").options(**settings.kafka_options())
+             .option("topic", topics[partitions]).option("kafka.compression.type", "lz4").save())
+    spark.stop()
+    out: dict = {"events": n, "runs": {}}
+    with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
+        for i, (name, env) in enumerate(SWEEP.items()):
+            topic = topics[int(env.get("KAFKA_TOPIC_PARTITIONS", settings.kafka_topic_partitions))]
+            out["runs"][name] = run_streaming_job("event_aggregation", {"app_events": topic}, MASTER,
+                                                  Path(tmp) / f"run{i}", settings_env=env)
+    base = out["runs"]["defaults"]["rows_per_s_in_batches"]
+    for r in out["runs"].values():
+        r["vs_defaults"] = round(r["rows_per_s_in_batches"] / base, 2)
+    return out
+
+
+def bench_parsing(n: int) -> dict:
+    """Where the CPU of the JSON path goes: each step over the same n cached app-event records in
+    local[2] (no Kafka, no cluster, noop sink, best of two runs)."""
+    from pyspark.sql import functions as F
+
+    from benchmarks.synthetic import app_events, as_kafka_records
+    from utils import transformations as X
+    from utils.spark_utils import APP_EVENTS_SCHEMA, create_spark_session
+
+    spark = create_spark_session("bench-parsing", load_settings(), master="local[2]")
+    try:
+        raw = (as_kafka_records(app_events(spark, n, partitions=2))
+               .select(F.lit("app_events").alias("topic"), F.lit(0).alias("partition"),
+                       F.monotonically_increasing_id().alias("offset"), F.current_timestamp().alias("timestamp"),
+                       F.col("value").cast("binary").alias("value")).cache())
+        raw.count()
+        text = F.col("value").cast("string")
+        parsed = raw.withColumn("_json", F.try_parse_json(text))
+        checked = raw.transform(X.with_json_validation, X.APP_EVENTS_SPEC)
+        steps = {
+            "bytes to string": raw.select(text),
+            "parse to VARIANT": parsed.select("_json"),
+            "parse + type of the whole value (schema_of_variant, no longer on the valid path)":
+                parsed.select(F.schema_of_variant("_json")),
+            "parse + extraction, no validation": parsed.transform(X.extract_app_events),
+            "parse + validation + quarantine rows (the quarantine query)": X.to_quarantine(checked),
+            "parse + validation + extraction (the jobs' path, the ceiling's)":
+                checked.transform(X.filter_valid_records).transform(X.extract_app_events),
+            "from_json with the contract schema, no per-field reasons (lower bound)":
+                raw.select(F.from_json(text, APP_EVENTS_SCHEMA).alias("j")).select("j.*"),
+        }
+        out: dict = {"records": n, "steps": {}}
+        for name, df in steps.items():
+            best = float("inf")
+            for _ in range(2):
+                t = time.monotonic()
+                df.write.format("noop").mode("overwrite").save()
+                best = min(best, time.monotonic() - t)
+            out["steps"][name] = {"seconds": round(best, 2), "rows_per_s": round(n / best)}
+    finally:
+        spark.stop()
     return out
 
 
@@ -408,72 +497,120 @@ def bench_batch(n: int) -> dict:
     return out
 
 
+def _rss(run: dict) -> str:
+    return f"{run['peak_rss_mib']['driver']} / {run['peak_rss_mib']['executor']}"
+
+
+def _md_generator(g: dict) -> list[str]:
+    lines: list[str] = []
+    lines.append(f"- **Generator** ({g['records']:,} records, acks=all, idempotent, snappy), records/s "
+                 f"into the local broker: librdkafka {g['librdkafka_records_per_s']:,.0f} (1 process), "
+                 f"{g['librdkafka_2_processes_records_per_s']:,.0f} (2 processes); kafka-python "
+                 f"{g['kafka-python_records_per_s']:,.0f}; generation alone (no Kafka) "
+                 f"{g['no_kafka_records_per_s']:,.0f} (1 process), {g['no_kafka_2_processes_records_per_s']:,.0f} "
+                 "(2 processes).")
+    return lines
+
+
+def _md_streaming(s: dict) -> list[str]:
+    lines: list[str] = []
+    lines.append(f"- **Streaming**, {s['events']:,} synthetic records per topic on "
+                 f"{s['topic_partitions']}-partition topics, 2-worker cluster, `--available-now`; each job "
+                 "against the ceiling of its topic:")
+    lines.append("\n| topic | query | rows | wall s | rows/s (wall) | rows/s (in batches) | "
+                 "ratio to ceiling (in batches) | batches | batch p50 / max ms | start→first batch s | "
+                 "peak RSS driver / executor MiB |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    for topic, res in s["topics"].items():
+        c = res["ceiling"]
+        lines.append(f"| {topic} | ceiling: read + same validation and extraction + count | {c['rows']:,} | "
+                     f"{c['seconds']} | {c['rows_per_s']:,} | | 1.00 | | | | |")
+        for job in STREAMING[topic][1]:
+            if job not in res:
+                continue
+            r = res[job]
+            failed = f" (exit {r['exit_code']})" if r["exit_code"] else ""
+            lines.append(f"| {topic} | {job}{failed} | {r['rows']:,} | {r['wall_s']} | {r['rows_per_s_wall']:,} | "
+                         f"{r['rows_per_s_in_batches']:,} | {r['ratio_to_ceiling']} | {r['batches']} | "
+                         f"{r['batch_ms_p50']} / {r['batch_ms_max']} | "
+                         f"{r['driver_start_to_first_batch_s']} | {_rss(r)} |")
+    return lines
+
+
+def _md_sustained(runs: list) -> list[str]:
+    lines: list[str] = []
+    lines.append("\n- **Sustained rate**, event_aggregation in continuous mode on the cluster while the "
+                 "generator produces at a fixed rate (all four topics; the job reads app_events):\n")
+    lines.append("| target records/s | generator records/s | app events/s in | processed app events/s | "
+                 "drained after generator stop s | kept up | batches | batch p50 / p95 ms (trigger s) | "
+                 "peak RSS driver / executor MiB | Parquet files per date partition per hour |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|")
+    for r in runs:
+        lines.append(f"| {r['target_records_per_s']:,.0f} | {r['generator_records_per_s']:,.0f} | "
+                     f"{r['app_events_per_s']:,} | {r['processed_app_events_per_s']:,} | "
+                     f"{r['drained_s_after_generator']} | {'yes' if r['kept_up'] else 'no'} | {r['batches']} | "
+                     f"{r['batch_ms_p50']} / {r['batch_ms_p95']} ({r['trigger_s']:.0f}) | "
+                     f"{_rss(r)} | {r.get('files_per_date_partition_per_hour', '')} |")
+    return lines
+
+
+def _md_parsing(p: dict) -> list[str]:
+    lines: list[str] = []
+    lines.append(f"\n- **JSON path**, {p['records']:,} cached app-event records, local[2], noop sink, "
+                 "best of two:\n")
+    lines.append("| step | s | records/s |\n|---|---|---|")
+    for name, r in p["steps"].items():
+        lines.append(f"| {name} | {r['seconds']} | {r['rows_per_s']:,} |")
+    return lines
+
+
+def _md_sweep(w: dict) -> list[str]:
+    lines: list[str] = []
+    lines.append(f"\n- **Tuning sweep**, event_aggregation `--available-now` over {w['events']:,} app events, "
+                 "one setting changed per run, runs one after the other:\n")
+    lines.append("| setting | rows/s (in batches) | vs defaults | wall s | batches | batch p50 / max ms | "
+                 "peak RSS driver / executor MiB |\n|---|---|---|---|---|---|---|")
+    for name, r in w["runs"].items():
+        failed = f" (exit {r['exit_code']})" if r["exit_code"] else ""
+        lines.append(f"| {name}{failed} | {r['rows_per_s_in_batches']:,} | {r['vs_defaults']} | {r['wall_s']} | "
+                     f"{r['batches']} | {r['batch_ms_p50']} / {r['batch_ms_max']} | {_rss(r)} |")
+    return lines
+
+
+def _md_startup(st: dict) -> list[str]:
+    lines: list[str] = []
+    lines.append(f"\n- **Start-up** (spark-submit → first completed micro-batch, 20k events): cluster "
+                 f"{st['cluster']['driver_start_to_first_batch_s']} s after driver start "
+                 f"({st['cluster']['submit_to_exit_s']} s submit to exit); local[2] "
+                 f"{st['local']['driver_start_to_first_batch_s']} s ({st['local']['submit_to_exit_s']} s).")
+    return lines
+
+
+def _md_batch(b: dict) -> list[str]:
+    lines: list[str] = []
+    lines.append(f"\n- **Batch**, {b['events']:,} events (3 days) as Parquet; Spark on the 2-worker cluster "
+                 f"(session start {b['session_start_s']} s, not included) vs DuckDB on the same files:\n")
+    lines.append("| job | Spark s | DuckDB s | ratio | output rows (same in both) |\n|---|---|---|---|---|")
+    for name in BATCH_SQL:
+        r = b[name]
+        lines.append(f"| {name} | {r['spark_s']} | {r['duckdb_s']} | {r['ratio']} | {r['rows']:,} "
+                     f"({'yes' if r['rows_match'] else 'NO'}) |")
+    lines.append(f"\nBoth sides de-duplicate on event_id, as the jobs do. Spark reading the "
+                 f"{len(SCANNED)} columns the jobs use from all {b['events']:,} rows, and nothing else, "
+                 f"takes {b['spark_scan_s']} s.")
+    return lines
+
+
+SECTIONS = {"generator": _md_generator, "parsing": _md_parsing, "streaming": _md_streaming,
+            "sustained": _md_sustained, "sweep": _md_sweep, "startup": _md_startup, "batch": _md_batch}
+
+
 def to_markdown(results: dict) -> str:
     lines = [f"\n## Run of {results['when']}\n", f"Machine: {results['machine']}\n",
              f"Command: `{results['command']}`\n"]
-    if "generator" in results:
-        g = results["generator"]
-        lines.append(f"- **Generator** ({g['records']:,} records, acks=all, idempotent, snappy), records/s "
-                     f"into the local broker: librdkafka {g['librdkafka_records_per_s']:,.0f} (1 process), "
-                     f"{g['librdkafka_2_processes_records_per_s']:,.0f} (2 processes); kafka-python "
-                     f"{g['kafka-python_records_per_s']:,.0f}; generation alone (no Kafka) "
-                     f"{g['no_kafka_records_per_s']:,.0f} (1 process), {g['no_kafka_2_processes_records_per_s']:,.0f} "
-                     "(2 processes).")
-    if "streaming" in results:
-        s = results["streaming"]
-        lines.append(f"- **Streaming**, {s['events']:,} synthetic records per topic on "
-                     f"{s['topic_partitions']}-partition topics, 2-worker cluster, `--available-now`; each job "
-                     "against the ceiling of its topic:")
-        lines.append("\n| topic | query | rows | wall s | rows/s (wall) | rows/s (in batches) | "
-                     "ratio to ceiling (in batches) | batches | batch p50 / max ms | start→first batch s | "
-                     "peak RSS driver / executor MiB |")
-        lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
-        for topic, res in s["topics"].items():
-            c = res["ceiling"]
-            lines.append(f"| {topic} | ceiling: read + same validation and extraction + count | {c['rows']:,} | "
-                         f"{c['seconds']} | {c['rows_per_s']:,} | | 1.00 | | | | |")
-            for job in STREAMING[topic][1]:
-                if job not in res:
-                    continue
-                r = res[job]
-                failed = f" (exit {r['exit_code']})" if r["exit_code"] else ""
-                lines.append(f"| {topic} | {job}{failed} | {r['rows']:,} | {r['wall_s']} | {r['rows_per_s_wall']:,} | "
-                             f"{r['rows_per_s_in_batches']:,} | {r['ratio_to_ceiling']} | {r['batches']} | "
-                             f"{r['batch_ms_p50']} / {r['batch_ms_max']} | "
-                             f"{r['driver_start_to_first_batch_s']} | {r['peak_rss_mib']['driver']} / "
-                             f"{r['peak_rss_mib']['executor']} |")
-    if "sustained" in results:
-        lines.append("\n- **Sustained rate**, event_aggregation in continuous mode on the cluster while the "
-                     "generator produces at a fixed rate (all four topics; the job reads app_events):\n")
-        lines.append("| target records/s | generator records/s | app events/s in | processed app events/s | "
-                     "drained after generator stop s | kept up | batches | batch p50 / p95 ms (trigger s) | "
-                     "peak RSS driver / executor MiB | Parquet files per date partition per hour |")
-        lines.append("|---|---|---|---|---|---|---|---|---|---|")
-        for r in results["sustained"]:
-            lines.append(f"| {r['target_records_per_s']:,.0f} | {r['generator_records_per_s']:,.0f} | "
-                         f"{r['app_events_per_s']:,} | {r['processed_app_events_per_s']:,} | "
-                         f"{r['drained_s_after_generator']} | {'yes' if r['kept_up'] else 'no'} | {r['batches']} | "
-                         f"{r['batch_ms_p50']} / {r['batch_ms_p95']} ({r['trigger_s']:.0f}) | "
-                         f"{r['peak_rss_mib']['driver']} / {r['peak_rss_mib']['executor']} | "
-                         f"{r.get('files_per_date_partition_per_hour', '')} |")
-    if "startup" in results:
-        st = results["startup"]
-        lines.append(f"\n- **Start-up** (spark-submit → first completed micro-batch, 20k events): cluster "
-                     f"{st['cluster']['driver_start_to_first_batch_s']} s after driver start "
-                     f"({st['cluster']['submit_to_exit_s']} s submit to exit); local[2] "
-                     f"{st['local']['driver_start_to_first_batch_s']} s ({st['local']['submit_to_exit_s']} s).")
-    if "batch" in results:
-        b = results["batch"]
-        lines.append(f"\n- **Batch**, {b['events']:,} events (3 days) as Parquet; Spark on the 2-worker cluster "
-                     f"(session start {b['session_start_s']} s, not included) vs DuckDB on the same files:\n")
-        lines.append("| job | Spark s | DuckDB s | ratio | output rows (same in both) |\n|---|---|---|---|---|")
-        for name in BATCH_SQL:
-            r = b[name]
-            lines.append(f"| {name} | {r['spark_s']} | {r['duckdb_s']} | {r['ratio']} | {r['rows']:,} "
-                         f"({'yes' if r['rows_match'] else 'NO'}) |")
-        lines.append(f"\nBoth sides de-duplicate on event_id, as the jobs do. Spark reading the "
-                     f"{len(SCANNED)} columns the jobs use from all {b['events']:,} rows, and nothing else, "
-                     f"takes {b['spark_scan_s']} s.")
+    for name, section in SECTIONS.items():
+        if name in results:
+            lines += section(results[name])
     return "\n".join(lines) + "\n"
 
 
@@ -487,7 +624,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sustained-seconds", type=int, default=300)
     parser.add_argument("--streaming-topics", default=",".join(STREAMING),
                         help="topics (and so jobs) of the streaming part (comma-separated)")
-    parser.add_argument("--only", default="generator,streaming,sustained,startup,batch")
+    parser.add_argument("--parsing-events", type=int, default=1_000_000)
+    parser.add_argument("--sweep-events", type=int, default=1_000_000)
+    parser.add_argument("--only", default="generator,parsing,streaming,sustained,startup,batch")
     args = parser.parse_args(argv)
     stack.up()
     results: dict = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
@@ -497,6 +636,8 @@ def main(argv: list[str] | None = None) -> int:
              "streaming": lambda: bench_streaming(args.events, args.streaming_topics.split(",")),
              "sustained": lambda: [bench_sustained(float(r), args.sustained_seconds)
                                    for r in args.sustained_rates.split(",")],
+             "parsing": lambda: bench_parsing(args.parsing_events),
+             "sweep": lambda: bench_sweep(args.sweep_events),
              "startup": bench_startup,
              "batch": lambda: bench_batch(args.batch_events)}
     for name, step in steps.items():

@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -72,6 +73,9 @@ class Settings(BaseSettings):
     spark_cores_max: int = Field(default=2, ge=1)
     spark_shuffle_partitions: int = Field(default=2, ge=1)
     spark_log_level: str = "WARN"
+    # Any other Spark setting, JSON object applied last, e.g.
+    # {"spark.sql.streaming.stateStore.providerClass": "...HDFSBackedStateStoreProvider"}
+    spark_extra_conf: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     spark_ui_enabled: bool = True
 
     # Streaming
@@ -106,16 +110,21 @@ class Settings(BaseSettings):
     enrichment_watermark: str = "10 minutes"
     user_master_refresh_seconds: int = Field(default=300, ge=1)
 
-    @field_validator("kafka_extra_options", mode="before")
+    @field_validator("kafka_extra_options", "spark_extra_conf", mode="before")
     @classmethod
-    def _parse_extra_options(cls, value: object) -> object:
+    def _parse_json_object(cls, value: object, info: ValidationInfo) -> object:
         if isinstance(value, str):
             try:
                 value = json.loads(value) if value.strip() else {}
             except json.JSONDecodeError as exc:
-                raise ValueError(f"KAFKA_EXTRA_OPTIONS must be a JSON object: {exc}") from exc
-        if isinstance(value, dict):
+                raise ValueError(f"{info.field_name.upper()} must be a JSON object: {exc}") from exc
+        if isinstance(value, dict) and info.field_name == "kafka_extra_options":
             return {str(k).removeprefix("kafka."): str(v) for k, v in value.items()}
+        if isinstance(value, dict):
+            wrong = [k for k in value if not str(k).startswith("spark.")]
+            if wrong:
+                raise ValueError(f"SPARK_EXTRA_CONF keys must start with 'spark.', got {wrong}")
+            return {str(k): str(v) for k, v in value.items()}
         return value
 
     @field_validator(
@@ -161,11 +170,10 @@ class Settings(BaseSettings):
         return options
 
     def redacted(self) -> dict[str, object]:
-        """The settings as a dict fit for logs: secret-looking Kafka options are masked."""
+        """The settings as a dict fit for logs: secret-looking Kafka and Spark options are masked."""
         data = self.model_dump(mode="json")
-        data["kafka_extra_options"] = {
-            k: ("***" if _SECRET_KEY.search(k) else v) for k, v in self.kafka_extra_options.items()
-        }
+        for name in ("kafka_extra_options", "spark_extra_conf"):
+            data[name] = {k: ("***" if _SECRET_KEY.search(k) else v) for k, v in getattr(self, name).items()}
         return data
 
     def dataset_path(self, name: str) -> str:

@@ -155,6 +155,7 @@ def spark_conf(app_name: str, settings: Settings, *, streaming: bool) -> dict[st
                 "spark.sql.streaming.noDataMicroBatches.enabled": "true",
             }
         )
+    conf.update(settings.spark_extra_conf)
     return conf
 
 

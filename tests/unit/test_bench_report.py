@@ -24,6 +24,9 @@ RESULTS = {
                    "processed_app_events_per_s": 3409, "drained_s_after_generator": 12.0, "kept_up": True,
                    "trigger_s": 10.0, "batches": 22, "batch_ms_p50": 9426, "batch_ms_p95": 26888,
                    "peak_rss_mib": RSS, "files_per_date_partition_per_hour": 700}],
+    "parsing": {"records": 1000, "steps": {"parse to VARIANT": {"seconds": 2.0, "rows_per_s": 500}}},
+    "sweep": {"events": 1000, "runs": {"defaults": {**JOB, "vs_defaults": 1.0},
+                                       "4 Kafka partitions": {**JOB, "vs_defaults": 1.2}}},
     "startup": {"cluster": {"submit_to_exit_s": 58, "driver_start_to_first_batch_s": 47},
                 "local": {"submit_to_exit_s": 41, "driver_start_to_first_batch_s": 31}},
     "batch": {"events": 10_000_000, "session_start_s": 16.9, "spark_scan_s": 8.1,
@@ -34,13 +37,16 @@ RESULTS = {
 
 def test_report_has_every_section_and_flags_failures():
     text = to_markdown(RESULTS)
-    for heading in ("**Generator**", "**Streaming**", "**Sustained rate**", "**Start-up**", "**Batch**"):
+    for heading in ("**Generator**", "**JSON path**", "**Streaming**", "**Sustained rate**", "**Tuning sweep**",
+                    "**Start-up**", "**Batch**"):
         assert heading in text
     assert "| app_events | data_enrichment (exit 1) |" in text and "| app_events | event_aggregation |" in text
     assert ("| cdc_changes | ceiling: read + same validation and extraction + count | 5,000,000 | 100.0 | "
             "50,000 |") in text
     assert "| cdc_changes | cdc_transformation | 5,000,000 | 600.0 | 8,000 | 8,500 | 0.24 | 27 | 9000 / 20000 |" in text
     assert "clickstream" not in text, "a topic left out of the run has no rows"
+    assert "| parse to VARIANT | 2.0 | 500 |" in text
+    assert "| 4 Kafka partitions | 8,500 | 1.2 | 600.0 | 27 | None / None | 700 / 1500 |" in text
     assert "| 6,000 | 5,999 | 3,560 | 3,409 | 12.0 | yes | 22 | 9426 / 26888 (10) | 700 / 1500 | 700 |" in text
     assert "| user_segmentation | 6.7 | 0.48 | 13.8 | 24 (yes) |" in text
 

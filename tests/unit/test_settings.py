@@ -43,11 +43,24 @@ def test_environment_overrides(clean_env):
     assert "secret" not in json.dumps(s.redacted())
 
 
+def test_extra_spark_conf_is_applied_last(clean_env):
+    from utils.spark_utils import spark_conf
+
+    hdfs = "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider"
+    assert "RocksDB" in spark_conf("t", load_settings(), streaming=True)["spark.sql.streaming.stateStore.providerClass"]
+    clean_env.setenv("SPARK_EXTRA_CONF", json.dumps({"spark.sql.streaming.stateStore.providerClass": hdfs,
+                                                     "spark.hadoop.fs.s3a.secret.key": "s3cr3t"}))
+    s = load_settings()
+    assert spark_conf("t", s, streaming=True)["spark.sql.streaming.stateStore.providerClass"] == hdfs
+    assert "s3cr3t" not in json.dumps(s.redacted())
+
+
 @pytest.mark.parametrize(("var", "value"), [
     ("KAFKA_TOPIC_PARTITIONS", "many"), ("KAFKA_TOPIC_PARTITIONS", "0"),
     ("TRIGGER_INTERVAL", "10s"), ("SPARK_EXECUTOR_MEMORY", "lots"),
     ("KAFKA_EXTRA_OPTIONS", "{not json"), ("KAFKA_STARTING_OFFSETS", "yesterday"),
     ("OUTPUT_FORMAT", "xml"), ("KAFKA_FAIL_ON_DATA_LOSS", "perhaps"),
+    ("SPARK_EXTRA_CONF", "[1]"), ("SPARK_EXTRA_CONF", '{"executor.memory": "2g"}'),
 ])
 def test_invalid_values_name_the_variable(clean_env, var, value):
     clean_env.setenv(var, value)
