@@ -222,43 +222,48 @@ def bench_streaming(n: int, topics: list[str]) -> dict:
 
 HDFS_STATE_STORE = "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider"
 
-# One setting changed per run against the defaults (the environment variable the operator sets).
+# One setting changed per run against the defaults: id -> (what, the operator's environment).
 SWEEP = {
-    "defaults": {},
-    "SPARK_SHUFFLE_PARTITIONS=4": {"SPARK_SHUFFLE_PARTITIONS": "4"},
-    "4 Kafka partitions": {"KAFKA_TOPIC_PARTITIONS": "4"},
-    "KAFKA_MAX_OFFSETS_PER_TRIGGER=50000": {"KAFKA_MAX_OFFSETS_PER_TRIGGER": "50000"},
-    "HDFS-backed state store instead of RocksDB":
-        {"SPARK_EXTRA_CONF": json.dumps({"spark.sql.streaming.stateStore.providerClass": HDFS_STATE_STORE})},
+    "defaults": ("defaults", {}),
+    "shuffle4": ("SPARK_SHUFFLE_PARTITIONS=4", {"SPARK_SHUFFLE_PARTITIONS": "4"}),
+    "kafka4": ("4 Kafka partitions", {"KAFKA_TOPIC_PARTITIONS": "4"}),
+    "offsets50k": ("KAFKA_MAX_OFFSETS_PER_TRIGGER=50000", {"KAFKA_MAX_OFFSETS_PER_TRIGGER": "50000"}),
+    "hdfs_state": ("HDFS-backed state store instead of RocksDB", {"SPARK_EXTRA_CONF": json.dumps(
+        {"spark.sql.streaming.stateStore.providerClass": HDFS_STATE_STORE})}),
 }
 
 
-def bench_sweep(n: int) -> dict:
-    """event_aggregation --available-now over the same n app events once per setting, one after
-    the other, in one run: which default is worth changing on this box."""
+def bench_sweep(n: int, settings_ids: list[str], rounds: int) -> dict:
+    """event_aggregation --available-now over the same n app events once per setting and round,
+    settings in turn within each round, all in one run: which default is worth changing here."""
     from benchmarks.synthetic import app_events, as_kafka_records
     from utils.spark_utils import create_spark_session
 
     settings = load_settings()
+    ids = ["defaults", *[i for i in settings_ids if i != "defaults"]]
+
+    def partitions(sid: str) -> int:
+        return int(SWEEP[sid][1].get("KAFKA_TOPIC_PARTITIONS", settings.kafka_topic_partitions))
+
     spark = create_spark_session("bench-sweep-load", settings, master=MASTER)
     topics = {}
-    for partitions in sorted({int(v.get("KAFKA_TOPIC_PARTITIONS", settings.kafka_topic_partitions))
-                              for v in SWEEP.values()}):
-        topics[partitions] = f"bench_sweep_app_events_{n}_{partitions}p"
-        if stack.ensure_topics(settings.kafka_bootstrap_servers, partitions, names=[topics[partitions]]):
+    for count in sorted({partitions(i) for i in ids}):
+        topics[count] = f"bench_sweep_app_events_{n}_{count}p"
+        if stack.ensure_topics(settings.kafka_bootstrap_servers, count, names=[topics[count]]):
             (as_kafka_records(app_events(spark, n)).write.format("kafka").options(**settings.kafka_options())
-             .option("topic", topics[partitions]).option("kafka.compression.type", "lz4").save())
+             .option("topic", topics[count]).option("kafka.compression.type", "lz4").save())
     spark.stop()
-    out: dict = {"events": n, "runs": {}}
+    runs = []
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
-        for i, (name, env) in enumerate(SWEEP.items()):
-            topic = topics[int(env.get("KAFKA_TOPIC_PARTITIONS", settings.kafka_topic_partitions))]
-            out["runs"][name] = run_streaming_job("event_aggregation", {"app_events": topic}, MASTER,
-                                                  Path(tmp) / f"run{i}", settings_env=env)
-    base = out["runs"]["defaults"]["rows_per_s_in_batches"]
-    for r in out["runs"].values():
-        r["vs_defaults"] = round(r["rows_per_s_in_batches"] / base, 2)
-    return out
+        for round_ in range(1, rounds + 1):
+            for sid in ids:
+                r = run_streaming_job("event_aggregation", {"app_events": topics[partitions(sid)]}, MASTER,
+                                      Path(tmp) / f"{sid}-{round_}", settings_env=SWEEP[sid][1])
+                runs.append({"setting": SWEEP[sid][0], "round": round_, **r})
+    defaults = [r["rows_per_s_in_batches"] for r in runs if r["setting"] == "defaults"]
+    for r in runs:
+        r["vs_defaults"] = round(r["rows_per_s_in_batches"] / (sum(defaults) / len(defaults)), 2)
+    return {"events": n, "runs": runs}
 
 
 def bench_parsing(n: int) -> dict:
@@ -567,13 +572,14 @@ def _md_parsing(p: dict) -> list[str]:
 def _md_sweep(w: dict) -> list[str]:
     lines: list[str] = []
     lines.append(f"\n- **Tuning sweep**, event_aggregation `--available-now` over {w['events']:,} app events, "
-                 "one setting changed per run, runs one after the other:\n")
-    lines.append("| setting | rows/s (in batches) | vs defaults | wall s | batches | batch p50 / max ms | "
-                 "peak RSS driver / executor MiB |\n|---|---|---|---|---|---|---|")
-    for name, r in w["runs"].items():
+                 "one setting changed per run, settings in turn within each round (vs defaults: against "
+                 "the mean of the defaults' runs):\n")
+    lines.append("| setting | round | rows/s (in batches) | vs defaults | wall s | batches | batch p50 / max ms | "
+                 "peak RSS driver / executor MiB |\n|---|---|---|---|---|---|---|---|")
+    for r in w["runs"]:
         failed = f" (exit {r['exit_code']})" if r["exit_code"] else ""
-        lines.append(f"| {name}{failed} | {r['rows_per_s_in_batches']:,} | {r['vs_defaults']} | {r['wall_s']} | "
-                     f"{r['batches']} | {r['batch_ms_p50']} / {r['batch_ms_max']} | {_rss(r)} |")
+        lines.append(f"| {r['setting']}{failed} | {r['round']} | {r['rows_per_s_in_batches']:,} | {r['vs_defaults']} | "
+                     f"{r['wall_s']} | {r['batches']} | {r['batch_ms_p50']} / {r['batch_ms_max']} | {_rss(r)} |")
     return lines
 
 
@@ -626,6 +632,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="topics (and so jobs) of the streaming part (comma-separated)")
     parser.add_argument("--parsing-events", type=int, default=1_000_000)
     parser.add_argument("--sweep-events", type=int, default=1_000_000)
+    parser.add_argument("--sweep-settings", default=",".join(SWEEP), help=f"among {', '.join(SWEEP)}")
+    parser.add_argument("--sweep-rounds", type=int, default=1)
     parser.add_argument("--only", default="generator,parsing,streaming,sustained,startup,batch")
     args = parser.parse_args(argv)
     stack.up()
@@ -637,7 +645,7 @@ def main(argv: list[str] | None = None) -> int:
              "sustained": lambda: [bench_sustained(float(r), args.sustained_seconds)
                                    for r in args.sustained_rates.split(",")],
              "parsing": lambda: bench_parsing(args.parsing_events),
-             "sweep": lambda: bench_sweep(args.sweep_events),
+             "sweep": lambda: bench_sweep(args.sweep_events, args.sweep_settings.split(","), args.sweep_rounds),
              "startup": bench_startup,
              "batch": lambda: bench_batch(args.batch_events)}
     for name, step in steps.items():

@@ -25,8 +25,8 @@ RESULTS = {
                    "trigger_s": 10.0, "batches": 22, "batch_ms_p50": 9426, "batch_ms_p95": 26888,
                    "peak_rss_mib": RSS, "files_per_date_partition_per_hour": 700}],
     "parsing": {"records": 1000, "steps": {"parse to VARIANT": {"seconds": 2.0, "rows_per_s": 500}}},
-    "sweep": {"events": 1000, "runs": {"defaults": {**JOB, "vs_defaults": 1.0},
-                                       "4 Kafka partitions": {**JOB, "vs_defaults": 1.2}}},
+    "sweep": {"events": 1000, "runs": [{**JOB, "setting": "defaults", "round": 1, "vs_defaults": 1.0},
+                                       {**JOB, "setting": "4 Kafka partitions", "round": 2, "vs_defaults": 1.2}]},
     "startup": {"cluster": {"submit_to_exit_s": 58, "driver_start_to_first_batch_s": 47},
                 "local": {"submit_to_exit_s": 41, "driver_start_to_first_batch_s": 31}},
     "batch": {"events": 10_000_000, "session_start_s": 16.9, "spark_scan_s": 8.1,
@@ -46,7 +46,7 @@ def test_report_has_every_section_and_flags_failures():
     assert "| cdc_changes | cdc_transformation | 5,000,000 | 600.0 | 8,000 | 8,500 | 0.24 | 27 | 9000 / 20000 |" in text
     assert "clickstream" not in text, "a topic left out of the run has no rows"
     assert "| parse to VARIANT | 2.0 | 500 |" in text
-    assert "| 4 Kafka partitions | 8,500 | 1.2 | 600.0 | 27 | None / None | 700 / 1500 |" in text
+    assert "| 4 Kafka partitions | 2 | 8,500 | 1.2 | 600.0 | 27 | None / None | 700 / 1500 |" in text
     assert "| 6,000 | 5,999 | 3,560 | 3,409 | 12.0 | yes | 22 | 9426 / 26888 (10) | 700 / 1500 | 700 |" in text
     assert "| user_segmentation | 6.7 | 0.48 | 13.8 | 24 (yes) |" in text
 
