@@ -11,7 +11,7 @@ machine and the git revision, to BENCHMARKS.md (raw numbers in benchmarks/result
               the first micro-batch; peak RSS
   parsing     each step of the JSON path (parse, validation, extraction) over cached records
   sustained   event_aggregation in continuous mode at fixed generator rates
-  sweep       event_aggregation once per tuning setting (not in the default --only: ~20 min)
+  sweep       event_aggregation once per tuning setting (not in the default --only: ~15 min)
   batch       M events as enriched_events Parquet; each batch job's computation vs DuckDB doing
               the same on the same files; session start-up separately
 """
@@ -33,10 +33,12 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import psutil
+from pyspark.sql import functions as F
 
 from configs.spark_config import PROJECT_ROOT, TOPICS, load_settings
 from supervisor.health import interval_seconds
 from tools import stack
+from utils import transformations as X
 
 RESULTS = PROJECT_ROOT / "benchmarks" / "results"
 MASTER = "spark://127.0.0.1:7077"
@@ -147,27 +149,26 @@ def run_streaming_job(job: str, topics: dict[str, str], master: str, root: Path,
             "batch_ms_max": durations[-1] if durations else None, "peak_rss_mib": rss.mib()}
 
 
-def _ceiling_app_events(raw):
-    from utils import transformations as X
-
-    return (raw.transform(X.with_json_validation, X.APP_EVENTS_SPEC).transform(X.filter_valid_records)
-            .transform(X.extract_app_events))
-
-
-def _ceiling_clickstream(raw):
-    from utils import transformations as X
-
-    return (raw.transform(X.with_json_validation, X.CLICKSTREAM_SPEC).transform(X.filter_valid_records)
-            .transform(X.extract_clicks))
+def _ceiling_json(spec: X.RecordSpec, extract):
+    """Read + the jobs' validation of a JSON topic + their typed extraction of the valid rows."""
+    def ceiling(raw):
+        valid, _quarantine = X.parse_kafka_value_json(raw, spec)
+        return extract(valid)
+    return ceiling
 
 
 def _ceiling_cdc_changes(raw):
-    from pyspark.sql import functions as F
-
-    from utils import transformations as X
-
     checked = raw.transform(X.validate_debezium)
     return X.transform_cdc(checked.filter(~F.col("_tombstone") & F.col("_error").isNull()))
+
+
+def _preload(spark, records, topic: str, settings) -> float:
+    """Write (key, value) records to a Kafka topic in large lz4 batches; seconds taken."""
+    t = time.monotonic()
+    (records.write.format("kafka").options(**settings.kafka_options()).option("topic", topic)
+     .option("kafka.linger.ms", "50").option("kafka.batch.size", "1048576")
+     .option("kafka.compression.type", "lz4").save())
+    return round(time.monotonic() - t, 1)
 
 
 def _synthetic(topic: str):
@@ -179,8 +180,9 @@ def _synthetic(topic: str):
 
 # Per topic: the ceiling (read + the jobs' JSON validation and extraction + count) and the jobs
 # that read it.
-STREAMING = {"app_events": (_ceiling_app_events, ("event_aggregation", "data_enrichment")),
-             "clickstream": (_ceiling_clickstream, ("clickstream_analysis",)),
+STREAMING = {"app_events": (_ceiling_json(X.APP_EVENTS_SPEC, X.extract_app_events),
+                            ("event_aggregation", "data_enrichment")),
+             "clickstream": (_ceiling_json(X.CLICKSTREAM_SPEC, X.extract_clicks), ("clickstream_analysis",)),
              "cdc_changes": (_ceiling_cdc_changes, ("cdc_transformation",))}
 
 
@@ -198,11 +200,7 @@ def bench_streaming(n: int, topics: list[str]) -> dict:
         ceiling, _jobs = STREAMING[topic]
         res: dict = {}
         if names[topic] in fresh:
-            t = time.monotonic()
-            (_synthetic(topic)(spark, n).write.format("kafka").options(**settings.kafka_options())
-             .option("topic", names[topic]).option("kafka.linger.ms", "50").option("kafka.batch.size", "1048576")
-             .option("kafka.compression.type", "lz4").save())
-            res["preload_s"] = round(time.monotonic() - t, 1)
+            res["preload_s"] = _preload(spark, _synthetic(topic)(spark, n), names[topic], settings)
         t = time.monotonic()
         count = ceiling(read_kafka_batch(spark, names[topic], settings)).count()
         seconds = time.monotonic() - t
@@ -250,8 +248,7 @@ def bench_sweep(n: int, settings_ids: list[str], rounds: int) -> dict:
     for count in sorted({partitions(i) for i in ids}):
         topics[count] = f"bench_sweep_app_events_{n}_{count}p"
         if stack.ensure_topics(settings.kafka_bootstrap_servers, count, names=[topics[count]]):
-            (as_kafka_records(app_events(spark, n)).write.format("kafka").options(**settings.kafka_options())
-             .option("topic", topics[count]).option("kafka.compression.type", "lz4").save())
+            _preload(spark, as_kafka_records(app_events(spark, n)), topics[count], settings)
     spark.stop()
     runs = []
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
@@ -269,10 +266,7 @@ def bench_sweep(n: int, settings_ids: list[str], rounds: int) -> dict:
 def bench_parsing(n: int) -> dict:
     """Where the CPU of the JSON path goes: each step over the same n cached app-event records in
     local[2] (no Kafka, no cluster, noop sink, best of two runs)."""
-    from pyspark.sql import functions as F
-
     from benchmarks.synthetic import app_events, as_kafka_records
-    from utils import transformations as X
     from utils.spark_utils import APP_EVENTS_SCHEMA, create_spark_session
 
     spark = create_spark_session("bench-parsing", load_settings(), master="local[2]")
@@ -395,8 +389,7 @@ def bench_startup() -> dict:
     settings = load_settings()
     topic = "bench_startup_app_events"
     spark = create_spark_session("bench-startup-load", settings, master="local[2]")
-    (as_kafka_records(app_events(spark, 20_000, partitions=2)).write.format("kafka")
-     .options(**settings.kafka_options()).option("topic", topic).save())
+    _preload(spark, as_kafka_records(app_events(spark, 20_000, partitions=2)), topic, settings)
     spark.stop()
     out = {}
     with tempfile.TemporaryDirectory(prefix="bench-start-") as tmp:
@@ -445,7 +438,6 @@ SCANNED = ["event_id", "user_id", "session_id", "app_type", "device_type", "even
 
 def bench_batch(n: int) -> dict:
     import duckdb
-    from pyspark.sql import functions as F
 
     from benchmarks.synthetic import app_events, as_enriched, sessions_from_events
     from utils import kpis

@@ -113,18 +113,27 @@ class Settings(BaseSettings):
     @field_validator("kafka_extra_options", "spark_extra_conf", mode="before")
     @classmethod
     def _parse_json_object(cls, value: object, info: ValidationInfo) -> object:
+        """A JSON object from the environment -> dict of strings."""
         if isinstance(value, str):
             try:
                 value = json.loads(value) if value.strip() else {}
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{info.field_name.upper()} must be a JSON object: {exc}") from exc
-        if isinstance(value, dict) and info.field_name == "kafka_extra_options":
-            return {str(k).removeprefix("kafka."): str(v) for k, v in value.items()}
         if isinstance(value, dict):
-            wrong = [k for k in value if not str(k).startswith("spark.")]
-            if wrong:
-                raise ValueError(f"SPARK_EXTRA_CONF keys must start with 'spark.', got {wrong}")
             return {str(k): str(v) for k, v in value.items()}
+        return value
+
+    @field_validator("kafka_extra_options")
+    @classmethod
+    def _strip_kafka_prefix(cls, value: dict[str, str]) -> dict[str, str]:
+        return {k.removeprefix("kafka."): v for k, v in value.items()}
+
+    @field_validator("spark_extra_conf")
+    @classmethod
+    def _spark_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        wrong = [k for k in value if not k.startswith("spark.")]
+        if wrong:
+            raise ValueError(f"SPARK_EXTRA_CONF keys must start with 'spark.', got {wrong}")
         return value
 
     @field_validator(

@@ -109,8 +109,8 @@ def is_not_object(raw: Column, variant: Column) -> Column:
     """Whether parsed JSON is anything but an object.
 
     Parsed text that starts with '{' (after JSON whitespace) is an object, so the type of the whole
-    value (schema_of_variant walks all of it, about a sixth of the parsing cost) is only looked
-    up for the rare values that do not.
+    value (schema_of_variant walks all of it, costing about as much as parsing; BENCHMARKS.md) is
+    only looked up for the rare values that do not.
     """
     return (F.when(raw.rlike(r"^[ \t\r\n]*\{"), F.lit(False))
             .otherwise(~F.schema_of_variant(variant).startswith("OBJECT")))

@@ -272,6 +272,13 @@ def test_unknown_tables_pass_through_and_bad_envelopes_are_quarantined(spark):
     assert X.transform_cdc(checked.filter("_error is null")).first().table_name == "billing.invoices"
 
 
+def test_debezium_value_that_is_not_an_object_is_quarantined(spark):
+    create = sample("01-create-wrapped.json")
+    indented = b"\n\t " + json.dumps(create).encode()
+    checked = X.validate_debezium(kafka_rows(spark, "cdc_changes", [[create], b"  42", indented]))
+    assert [r._error for r in checked.orderBy("offset").collect()] == ["not a JSON object"] * 2 + [None]
+
+
 def test_summarize_cdc_counts_operations_per_window_and_table(spark):
     rows = [("public.orders", "INSERT", ts("2026-11-25T20:00:01Z")),
             ("public.orders", "UPDATE", ts("2026-11-25T20:00:02Z")),
