@@ -226,6 +226,8 @@ SWEEP = {
     "shuffle4": ("SPARK_SHUFFLE_PARTITIONS=4", {"SPARK_SHUFFLE_PARTITIONS": "4"}),
     "kafka4": ("4 Kafka partitions", {"KAFKA_TOPIC_PARTITIONS": "4"}),
     "offsets50k": ("KAFKA_MAX_OFFSETS_PER_TRIGGER=50000", {"KAFKA_MAX_OFFSETS_PER_TRIGGER": "50000"}),
+    "cores1x2": ("two 1-core executors (SPARK_EXECUTOR_CORES=1)", {"SPARK_EXECUTOR_CORES": "1"}),
+    "memory2g": ("SPARK_EXECUTOR_MEMORY=2g", {"SPARK_EXECUTOR_MEMORY": "2g"}),
     "hdfs_state": ("HDFS-backed state store instead of RocksDB", {"SPARK_EXTRA_CONF": json.dumps(
         {"spark.sql.streaming.stateStore.providerClass": HDFS_STATE_STORE})}),
 }

@@ -308,7 +308,10 @@ class ProgressLogger(StreamingQueryListener):
     """Logs each micro-batch's progress as one JSON record, and remembers the last one.
 
     `progress_file`, when given, is rewritten with the latest progress per query so that a
-    supervisor can watch staleness without talking to the driver.
+    supervisor can watch staleness without talking to the driver. A query that resumes from its
+    checkpoint (same query id) starts from the record the job's earlier run left there, marked
+    `carried_over`: a restart with nothing new to read runs no batch, and would otherwise lose
+    the last batch id and watermark.
     """
 
     def __init__(self, log: ContextLogger, progress_file: Path | None = None):
@@ -318,10 +321,23 @@ class ProgressLogger(StreamingQueryListener):
         self.latest: dict[str, dict[str, Any]] = {}
         self.names: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._earlier = self._read_earlier()
+
+    def _read_earlier(self) -> dict[str, dict[str, Any]]:
+        try:
+            earlier = json.loads(self.progress_file.read_text()) if self.progress_file else {}
+        except (FileNotFoundError, ValueError):
+            return {}
+        return earlier if isinstance(earlier, dict) else {}
 
     def onQueryStarted(self, event: Any) -> None:
-        self.names[str(event.id)] = event.name or str(event.id)
-        self.log.info("query started", extra={"query_id": str(event.id), "query_name": event.name})
+        query_id, name = str(event.id), event.name or str(event.id)
+        self.names[query_id] = name
+        earlier = self._earlier.get(name)
+        if isinstance(earlier, dict) and earlier.get("query_id") == query_id:
+            with self._lock:
+                self.latest.setdefault(name, {**earlier, "carried_over": True})
+        self.log.info("query started", extra={"query_id": query_id, "query_name": event.name})
 
     def onQueryProgress(self, event: Any) -> None:
         record = progress_record(event.progress)

@@ -67,9 +67,21 @@ class GracefulStop:
         self.requested.set()
 
 
+def last_batch_id(query: StreamingQuery) -> int:
+    progress = query.lastProgress
+    return -1 if progress is None else progress.batchId
+
+
 def stop_after_batch(query: StreamingQuery, deadline: float) -> None:
-    """Let the running micro-batch finish (until `deadline`), then stop the query."""
-    while query.isActive and query.status["isTriggerActive"] and time.monotonic() < deadline:
+    """Let the running micro-batch finish (until `deadline`), then stop the query.
+
+    With a backlog the next batch starts as soon as one ends, so the trigger is hardly ever
+    inactive: wait for the batch that was running to complete, not for a pause. A batch that
+    has just started when `stop` comes is dropped uncommitted and re-run after a restart.
+    """
+    running = last_batch_id(query)
+    while (query.isActive and query.status["isTriggerActive"] and last_batch_id(query) == running
+           and time.monotonic() < deadline):
         time.sleep(0.2)
     if query.isActive:
         query.stop()

@@ -71,6 +71,12 @@ def job_status(status: dict, job: str = JOB) -> dict:
     return status["jobs"][job]
 
 
+def exit_codes(run: Run, job: str) -> list[int]:
+    """The exit codes a job logged itself, run after run (a SIGKILLed run logs none)."""
+    lines = (run.root / "logs" / f"{job}.log").read_text().splitlines()
+    return [r["exit_code"] for r in map(json.loads, lines) if r.get("message") == "exiting"]
+
+
 def final_watermark(truth: Path) -> str:
     """The watermark event_aggregation reaches once it has read everything (minus a second)."""
     latest = oracle.max_event_time(truth, "app_events", "event_timestamp")
@@ -287,11 +293,14 @@ def test_poison_burst_is_quarantined_and_no_job_stops(stack, tmp_path, reliabili
 
 def test_shutdown_under_load_then_resume(stack, tmp_path, reliability):
     stop_timeout = 60
-    with live(tmp_path, "shutdown", 35, "2026-11-18T09:00:00Z") as sc:
+    # More input than the other scenarios: four jobs take minutes to start on two cores, and
+    # the generator must still be producing when the signal comes.
+    with live(tmp_path, "shutdown", 35, "2026-11-18T09:00:00Z", app_events=24000) as sc:
         run, truth, orch = sc.run, sc.truth, sc.orch
         orch.wait_for(lambda s: all(read_progress(run, j) for j in STREAMING)
                       and all(job_status(s, j)["state"] == "RUNNING" for j in STREAMING), 600,
                       "all four jobs processing")
+        assert sc.gen.poll() is None, "the generator finished before the shutdown: no load to shut down under"
         tree = psutil.Process(orch.proc.pid).children(recursive=True)
         last = batch_id(run)
         started = time.monotonic()
@@ -299,16 +308,23 @@ def test_shutdown_under_load_then_resume(stack, tmp_path, reliability):
         took = time.monotonic() - started
         orphans = [p.pid for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
         assert not orphans, f"left behind: {orphans}"
+        unclean = [j for j in STREAMING if exit_codes(run, j) != [0]]
+        assert not unclean, f"not stopped by themselves with exit 0 (SIGKILLed?): {unclean}"
         wait(lambda: not stack_state().get("activeapps"), 60, "no application left on the cluster")
+        restarted_at = time.time()
         resumed = Orchestrator(run, PORT, env=ENV, registry_edits=FAST).start()
         try:
-            resumed.wait_for(lambda s: batch_id(run) > last, 400, "resumed from the checkpoint")
+            # The stopped run may have read everything already: then the resumed query runs no
+            # batch and reports only that it is idle, from the batch id its checkpoint holds.
+            resumed.wait_for(lambda s: read_progress(run, JOB).get(DATASET, {}).get("logged_at", 0) > restarted_at
+                             and batch_id(run) >= last, 400, "resumed from the checkpoint")
             sc.drain(timeout=900)
         finally:
             assert resumed.stop(timeout=stop_timeout + 60) == 0
     log = [json.loads(line) for line in (run.root / "logs" / f"{JOB}.log").read_text().splitlines()]
-    first_after = next(r["batch_id"] for r in log if r.get("message") == "batch progress"
-                       and r.get("query_name") == DATASET and r["batch_id"] > last)
+    resumed_log = log[max(i for i, r in enumerate(log) if r.get("message") == "starting"):]
+    first_after = next((r["batch_id"] for r in resumed_log if r.get("message") == "batch progress"
+                        and r.get("query_name") == DATASET), "none (nothing new to read)")
     figures = window_figures(run, truth)
     quarantine = run.dataset("_quarantine/app_events")
     record(reliability, "5 shutdown under load", f"SIGTERM to the orchestrator with 4 jobs processing: exit 0 "

@@ -206,12 +206,13 @@ class Orchestrator:
 
 
 def wait_until_drained(run: Run, job: str, query: str, *, min_watermark: str, timeout: float) -> None:
-    """Until `query` reports an empty batch with its watermark past `min_watermark` (caught up)."""
+    """Until `query` is idle (an empty batch, or nothing new since the last one) with its
+    watermark past `min_watermark` (caught up)."""
     deadline = time.monotonic() + timeout
     last: dict = {}
     while time.monotonic() < deadline:
         last = read_progress(run, job).get(query, {})
-        if last.get("input_rows") == 0 and (last.get("watermark") or "") > min_watermark:
+        if last.get("idle") and (last.get("watermark") or "") > min_watermark:
             return
         time.sleep(2)
     raise AssertionError(f"{job}/{query} not drained in {timeout:.0f}s; last progress {last}")

@@ -101,3 +101,29 @@ def test_unwrap_and_latest_segments(spark):
 def test_namespace_lists_at_least_twenty_transforms():
     names = [n for n in vars(X.DataTransformations) if not n.startswith("_")]
     assert len(names) >= 20
+
+
+def test_a_stop_request_under_backlog_ends_the_query_after_the_running_batch(spark, tmp_path):
+    """Under a backlog a new batch starts as soon as one ends (the trigger never pauses): the
+    stop still comes after the batch that was running, not after the stop timeout."""
+    import time
+
+    from utils.streaming_job import last_batch_id, stop_after_batch
+
+    def slow_batch(_df, _batch_id) -> None:
+        time.sleep(1.0)
+
+    query = (spark.readStream.format("rate").option("rowsPerSecond", 100).load()
+             .writeStream.foreachBatch(slow_batch).option("checkpointLocation", str(tmp_path / "ckpt"))
+             .trigger(processingTime="0 seconds").start())
+    try:
+        while last_batch_id(query) < 2:
+            time.sleep(0.1)
+        running = last_batch_id(query)
+        stop_after_batch(query, deadline=time.monotonic() + 120)
+        assert not query.isActive
+        # The batch that was running committed; at most the one started just before the stop
+        # followed it (the old check waited for an idle trigger: ~100 batches, then the deadline).
+        assert running + 1 <= last_batch_id(query) <= running + 2
+    finally:
+        query.stop()
