@@ -61,6 +61,9 @@ def spark_cluster_session(stack):
     active = SparkSession.getActiveSession()
     if active is not None:
         active.stop()
-    session = create_spark_session("integration-tests", load_settings(), master="spark://127.0.0.1:7077")
+    # It holds its executor all session long, beside the jobs' own: the small size leaves the
+    # workers room for four streaming jobs and a batch job at the default 2g.
+    session = create_spark_session("integration-tests", load_settings(spark_executor_memory="1g"),
+                                   master="spark://127.0.0.1:7077")
     yield session
     session.stop()
