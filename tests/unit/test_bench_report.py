@@ -41,7 +41,7 @@ def test_report_has_every_section_and_flags_failures():
                     "**Start-up**", "**Batch**"):
         assert heading in text
     assert "| app_events | data_enrichment (exit 1) |" in text and "| app_events | event_aggregation |" in text
-    assert ("| cdc_changes | ceiling: read + same validation and extraction + count | 5,000,000 | 100.0 | "
+    assert ("| cdc_changes | ceiling: read + same parsing and validation + count | 5,000,000 | 100.0 | "
             "50,000 |") in text
     assert "| cdc_changes | cdc_transformation | 5,000,000 | 600.0 | 8,000 | 8,500 | 0.24 | 27 | 9000 / 20000 |" in text
     assert "clickstream" not in text, "a topic left out of the run has no rows"
