@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from pathlib import Path
 
 import requests
+
+from utils.spark_utils import read_progress_file
 
 _SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
@@ -49,11 +50,7 @@ def spark_master(master_url: str, timeout: float = 3.0) -> dict:
 
 def last_progress(progress_file: Path) -> float | None:
     """When the job last reported progress (or idleness) for any query, epoch seconds."""
-    try:
-        data = json.loads(progress_file.read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-    times = [q.get("logged_at") for q in data.values() if isinstance(q, dict) and q.get("logged_at")]
+    times = [q["logged_at"] for q in read_progress_file(progress_file).values() if q.get("logged_at")]
     return max(times) if times else None
 
 

@@ -12,7 +12,6 @@ The stack and the orchestrator are left running for exploration unless --stop is
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -25,6 +24,7 @@ from configs.spark_config import PROJECT_ROOT, TOPICS, load_settings
 from orchestrator import DEFAULT_PORT
 from tools import stack
 from tools.report import render
+from utils.spark_utils import read_progress_file
 
 PID_FILE = stack.RUN_DIR / "orchestrator.pid"  # read by tools.stack down (stack.CLIENTS)
 
@@ -58,13 +58,11 @@ def caught_up(settings, jobs: list[str]) -> tuple[bool, str]:
     """Every query of every job has processed data and then reported an empty batch."""
     states = []
     for job in jobs:
-        path = settings.state_root / "progress" / f"{job}.json"
-        try:
-            queries = json.loads(path.read_text())
-        except (FileNotFoundError, ValueError):
+        queries = read_progress_file(settings.state_root / "progress" / f"{job}.json")
+        if not queries:
             states.append(f"{job}: starting")
             continue
-        idle = bool(queries) and all(q.get("idle") for q in queries.values())
+        idle = all(q.get("idle") for q in queries.values())
         batch = max((q.get('batch_id') or 0 for q in queries.values()), default=0)
         states.append(f"{job}: {'caught up' if idle else f'batch {batch}'}")
     return all(s.endswith("caught up") for s in states), ", ".join(states)

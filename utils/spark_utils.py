@@ -304,6 +304,15 @@ def progress_record(progress: Any) -> dict[str, Any]:
     }
 
 
+def read_progress_file(path: Path) -> dict[str, dict[str, Any]]:
+    """A job's progress file (latest record per query, as ProgressLogger writes it); {} if none yet."""
+    try:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, dict)} if isinstance(data, dict) else {}
+
+
 class ProgressLogger(StreamingQueryListener):
     """Logs each micro-batch's progress as one JSON record, and remembers the last one.
 
@@ -321,20 +330,13 @@ class ProgressLogger(StreamingQueryListener):
         self.latest: dict[str, dict[str, Any]] = {}
         self.names: dict[str, str] = {}
         self._lock = threading.Lock()
-        self._earlier = self._read_earlier()
-
-    def _read_earlier(self) -> dict[str, dict[str, Any]]:
-        try:
-            earlier = json.loads(self.progress_file.read_text()) if self.progress_file else {}
-        except (FileNotFoundError, ValueError):
-            return {}
-        return earlier if isinstance(earlier, dict) else {}
+        self._earlier = read_progress_file(progress_file) if progress_file else {}
 
     def onQueryStarted(self, event: Any) -> None:
         query_id, name = str(event.id), event.name or str(event.id)
         self.names[query_id] = name
         earlier = self._earlier.get(name)
-        if isinstance(earlier, dict) and earlier.get("query_id") == query_id:
+        if earlier and earlier.get("query_id") == query_id:
             with self._lock:
                 self.latest.setdefault(name, {**earlier, "carried_over": True})
         self.log.info("query started", extra={"query_id": query_id, "query_name": event.name})

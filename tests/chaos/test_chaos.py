@@ -73,8 +73,7 @@ def job_status(status: dict, job: str = JOB) -> dict:
 
 def exit_codes(run: Run, job: str) -> list[int]:
     """The exit codes a job logged itself, run after run (a SIGKILLed run logs none)."""
-    lines = (run.root / "logs" / f"{job}.log").read_text().splitlines()
-    return [r["exit_code"] for r in map(json.loads, lines) if r.get("message") == "exiting"]
+    return [r["exit_code"] for r in run.log_records(job) if r.get("message") == "exiting"]
 
 
 def final_watermark(truth: Path) -> str:
@@ -321,7 +320,7 @@ def test_shutdown_under_load_then_resume(stack, tmp_path, reliability):
             sc.drain(timeout=900)
         finally:
             assert resumed.stop(timeout=stop_timeout + 60) == 0
-    log = [json.loads(line) for line in (run.root / "logs" / f"{JOB}.log").read_text().splitlines()]
+    log = run.log_records(JOB)
     resumed_log = log[max(i for i, r in enumerate(log) if r.get("message") == "starting"):]
     first_after = next((r["batch_id"] for r in resumed_log if r.get("message") == "batch progress"
                         and r.get("query_name") == DATASET), "none (nothing new to read)")
@@ -362,8 +361,7 @@ def test_unwritable_output_fails_loudly_backs_off_and_recovers(stack, tmp_path, 
             if held.exists():
                 out.unlink(missing_ok=True)
                 held.rename(out)
-    errors = [json.loads(line) for line in (run.root / "logs" / f"{JOB}.log").read_text().splitlines()
-              if '"ERROR"' in line]
+    errors = [r for r in run.log_records(JOB) if r.get("levelname") == "ERROR"]
     assert any(DATASET in json.dumps(e) for e in errors), "the failure names the output path"
     orch_log = (run.root / "orchestrator.out").read_text()
     assert "BACKOFF" in orch_log

@@ -18,7 +18,7 @@ import pandas as pd
 import requests
 
 from configs.spark_config import PROJECT_ROOT
-from utils.spark_utils import spark_submit_command, spark_submit_env
+from utils.spark_utils import read_progress_file, spark_submit_command, spark_submit_env
 
 MASTER = "spark://127.0.0.1:7077"
 
@@ -88,10 +88,12 @@ class Run:
             frames.append(frame)
         return pd.concat(frames, ignore_index=True)
 
+    def log_records(self, job: str) -> list[dict]:
+        """The job's JSON log, one dict per record, all its runs in order."""
+        return list(map(json.loads, (self.root / "logs" / f"{job}.log").read_text().splitlines()))
+
     def progress_records(self, job: str) -> list[dict]:
-        path = self.root / "logs" / f"{job}.log"
-        return [r for r in map(json.loads, path.read_text().splitlines())
-                if r.get("message") == "batch progress"]
+        return [r for r in self.log_records(job) if r.get("message") == "batch progress"]
 
 
 
@@ -147,11 +149,7 @@ def merge_truth(run: Run, parts: list[Path]) -> Path:
 
 def read_progress(run: Run, job: str) -> dict:
     """The job's latest progress per query, as its ProgressLogger wrote it."""
-    path = run.root / "state" / "progress" / f"{job}.json"
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
+    return read_progress_file(run.root / "state" / "progress" / f"{job}.json")
 
 
 def wait_status(port: int, predicate, timeout: float = 30, what: str = "condition",

@@ -44,3 +44,14 @@ def test_a_query_on_a_new_checkpoint_does_not_inherit_the_old_record(tmp_path):
         "query_id": "q-old", "batch_id": 41, "input_rows": 0, "watermark": "2026-11-18T09:58:00.000Z"}}))
     record = _restart(tmp_path, path, "q-new")
     assert record["batch_id"] is None and "watermark" not in record and record["query_id"] == "q-new"
+
+
+def test_the_supervisor_reads_the_latest_progress_time_of_any_query(tmp_path):
+    from supervisor.health import last_progress
+
+    path = tmp_path / "job.json"
+    assert last_progress(path) is None
+    path.write_text("{not json")
+    assert last_progress(path) is None
+    path.write_text(json.dumps({"a": {"logged_at": 5.0}, "b": {"logged_at": 9.0}, "c": {"batch_id": 1}}))
+    assert last_progress(path) == 9.0

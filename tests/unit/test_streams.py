@@ -4,6 +4,7 @@ through the real streaming operators, and the remaining transforms."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import date, datetime
 
 import pandas as pd
@@ -14,6 +15,7 @@ from pyspark.testing import assertDataFrameEqual
 from configs.spark_config import load_settings
 from utils import transformations as X
 from utils.spark_utils import write_csv_stream, write_parquet_stream
+from utils.streaming_job import last_batch_id, stop_after_batch
 
 EVENT_SCHEMA = "event_id string, user_id string, event_type string, app_type string, session_id string, t timestamp"
 
@@ -106,10 +108,6 @@ def test_namespace_lists_at_least_twenty_transforms():
 def test_a_stop_request_under_backlog_ends_the_query_after_the_running_batch(spark, tmp_path):
     """Under a backlog a new batch starts as soon as one ends (the trigger never pauses): the
     stop still comes after the batch that was running, not after the stop timeout."""
-    import time
-
-    from utils.streaming_job import last_batch_id, stop_after_batch
-
     def slow_batch(_df, _batch_id) -> None:
         time.sleep(1.0)
 
