@@ -78,11 +78,37 @@ def parse_timestamp(col: Column) -> Column:
     return col.try_cast(T.TimestampType())
 
 
-def field_error(variant: Column, name: str, kind: str, path: str = "$") -> Column:
-    """A readable reason why field `name` is invalid, or null when it is fine."""
-    json_path = f"{path}.{name}"
-    vtype = _vtype(variant, json_path)
-    as_string = F.try_variant_get(variant, json_path, "string")
+def _type_col(name: str) -> str:
+    return f"_type_{name}"
+
+
+def _text_col(name: str) -> str:
+    return f"_text_{name}"
+
+
+def field_lookups(variant: Column, fields: Mapping[str, str], path: str = "$") -> dict[str, Column]:
+    """Each required field's VARIANT type name and, for strings, its text: one look-up each.
+
+    They are meant to be added as columns (`withColumns`) before `record_error` reads them: each
+    is read by several checks, and Spark does not share an expression between the branches of
+    CASE WHEN and COALESCE, so written inline every check walked the record again (BENCHMARKS.md).
+    """
+    columns = {}
+    for name, kind in fields.items():
+        columns[_type_col(name)] = _vtype(variant, f"{path}.{name}")
+        if kind in (STRING, TIMESTAMP):
+            columns[_text_col(name)] = F.try_variant_get(variant, f"{path}.{name}", "string")
+    return columns
+
+
+def field_error(name: str, kind: str) -> Column:
+    """A readable reason why field `name` is invalid, or null when it is fine.
+
+    Reads the field's columns of `field_lookups`: its VARIANT type name (null when absent) and,
+    for the string and timestamp kinds, its text.
+    """
+    vtype = F.col(_type_col(name))
+    text = F.col(_text_col(name))
     is_string = vtype == F.lit("STRING")
     expected = {STRING: is_string, TIMESTAMP: is_string,
                 NUMBER: vtype.rlike(f"^({'|'.join(_NUMBER_TYPES)})"),
@@ -95,12 +121,12 @@ def field_error(variant: Column, name: str, kind: str, path: str = "$") -> Colum
                                   F.lower(F.regexp_extract(vtype, r"^([A-Z]+)", 1))))
     )
     if kind in (STRING, TIMESTAMP):
-        reason = reason.when(F.trim(as_string) == F.lit(""), F.lit(f"required field '{name}' is empty"))
+        reason = reason.when(F.trim(text) == F.lit(""), F.lit(f"required field '{name}' is empty"))
     if kind == TIMESTAMP:
         reason = reason.when(
-            parse_timestamp(as_string).isNull(),
+            parse_timestamp(text).isNull(),
             F.concat(F.lit(f"unparseable timestamp in '{name}': \""),
-                     F.substring(as_string, 1, 64), F.lit('"')),
+                     F.substring(text, 1, 64), F.lit('"')),
         )
     return reason
 
@@ -116,8 +142,11 @@ def is_not_object(raw: Column, variant: Column) -> Column:
             .otherwise(~F.schema_of_variant(variant).startswith("OBJECT")))
 
 
-def record_error(raw: Column, variant: Column, spec: RecordSpec, path: str = "$") -> Column:
-    """The first reason the record is invalid (in field order), or null for a valid record."""
+def record_error(raw: Column, variant: Column, spec: RecordSpec) -> Column:
+    """The first reason the record is invalid (in field order), or null for a valid record.
+
+    Reads the columns of `field_lookups(variant, spec)`, which must have been added before.
+    """
     top = F.schema_of_variant(variant)
     checks = [
         F.when(raw.isNull(), F.lit("null value")),
@@ -126,7 +155,7 @@ def record_error(raw: Column, variant: Column, spec: RecordSpec, path: str = "$"
         F.when(is_not_object(raw, variant),
                F.concat(F.lit("not a JSON object: got "), F.lower(F.regexp_extract(top, r"^([A-Z]+)", 1)))),
     ]
-    checks += [field_error(variant, name, kind, path) for name, kind in spec.required.items()]
+    checks += [field_error(name, kind) for name, kind in spec.required.items()]
     return F.coalesce(*checks)
 
 
@@ -134,10 +163,13 @@ def with_json_validation(df: DataFrame, spec: RecordSpec) -> DataFrame:
     """Add `_json` (the value as VARIANT) and `_error` (null when valid) to a Kafka DataFrame."""
     require_columns(df, "value")
     raw = F.col("value").cast("string")
+    lookups = field_lookups(F.col("_json"), spec.required)
     return (
         df.withColumn("_raw", raw)
         .withColumn("_json", F.try_parse_json(F.col("_raw")))
+        .withColumns(lookups)
         .withColumn("_error", record_error(F.col("_raw"), F.col("_json"), spec))
+        .drop(*lookups)
     )
 
 
@@ -364,21 +396,29 @@ def unwrap_debezium_envelope(df: DataFrame) -> DataFrame:
     )
 
 
-def debezium_error(env: Column) -> Column:
-    """Why a parsed envelope is not a usable change event (null when it is)."""
-    op = F.try_variant_get(env, "$.op", "string")
+# What debezium_error checks: fields of the envelope, and of its `source`.
+ENVELOPE_FIELDS = {"op": STRING, "source": OBJECT, "before": OBJECT, "after": OBJECT}
+SOURCE_FIELDS = {"ts_ms": NUMBER, "table": STRING}
+
+
+def debezium_error() -> Column:
+    """Why a parsed envelope is not a usable change event (null when it is).
+
+    Reads the columns of `field_lookups` for ENVELOPE_FIELDS and SOURCE_FIELDS.
+    """
+    op = F.col(_text_col("op"))
     is_row_op = op.isin(*OPERATIONS)
+    after_is_object = F.col(_type_col("after")).startswith("OBJECT")
     return F.coalesce(
-        field_error(env, "op", STRING),
+        field_error("op", STRING),
         F.when(~op.isin(*DEBEZIUM_OPS), F.concat(F.lit("unknown Debezium op '"), op, F.lit("'"))),
-        field_error(env, "source", OBJECT),
-        field_error(env, "ts_ms", NUMBER, "$.source"),
-        F.when(is_row_op, field_error(env, "table", STRING, "$.source")),
-        F.when(op.isin("c", "r") & ~_vtype(env, "$.after").startswith("OBJECT"),
+        field_error("source", OBJECT),
+        field_error("ts_ms", NUMBER),
+        F.when(is_row_op, field_error("table", STRING)),
+        F.when(op.isin("c", "r") & ~after_is_object,
                F.lit("a create or snapshot event needs an 'after' object")),
-        F.when((op == "u") & ~_vtype(env, "$.after").startswith("OBJECT"),
-               F.lit("an update event needs an 'after' object")),
-        F.when((op == "d") & ~_vtype(env, "$.before").startswith("OBJECT"),
+        F.when((op == "u") & ~after_is_object, F.lit("an update event needs an 'after' object")),
+        F.when((op == "d") & ~F.col(_type_col("before")).startswith("OBJECT"),
                F.lit("a delete event needs a 'before' object")),
     )
 
@@ -390,19 +430,23 @@ def validate_debezium(df: DataFrame) -> DataFrame:
     """
     require_columns(df, "value")
     raw = F.col("value").cast("string")
-    checked = (
-        df.withColumn("_raw", raw)
-        .withColumn("_tombstone", F.col("value").isNull())
-        .withColumn("_json", F.try_parse_json(F.col("_raw")))
-        .transform(unwrap_debezium_envelope)
-    )
+    env = F.col("_env")
+    lookups = {**field_lookups(env, ENVELOPE_FIELDS), **field_lookups(env, SOURCE_FIELDS, "$.source")}
     error = F.coalesce(
         F.when(F.col("_raw").rlike(r"^\s*$"), F.lit("empty value")),
         F.when(F.col("_json").isNull(), F.lit("invalid JSON")),
         F.when(is_not_object(F.col("_raw"), F.col("_json")), F.lit("not a JSON object")),
-        debezium_error(F.col("_env")),
+        debezium_error(),
     )
-    return checked.withColumn("_error", F.when(~F.col("_tombstone"), error))
+    return (
+        df.withColumn("_raw", raw)
+        .withColumn("_tombstone", F.col("value").isNull())
+        .withColumn("_json", F.try_parse_json(F.col("_raw")))
+        .transform(unwrap_debezium_envelope)
+        .withColumns(lookups)
+        .withColumn("_error", F.when(~F.col("_tombstone"), error))
+        .drop(*lookups)
+    )
 
 
 def classify_operation(op: Column) -> Column:
