@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,12 +68,24 @@ class PosixChild:
         except ProcessLookupError:
             pass
 
-    def reap_group(self) -> None:
-        """SIGKILL whatever is left in the group once the leader has exited."""
+    def reap_group(self, timeout: float = 10.0) -> None:
+        """SIGKILL whatever is left in the group once the leader has exited, and wait until it is
+        gone: a JVM takes a moment to die, and a stopped job must leave no process behind when
+        the orchestrator reports it stopped (or exits)."""
+        pgid = self.popen.pid
         try:
-            os.killpg(self.popen.pid, signal.SIGKILL)
+            os.killpg(pgid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
-            pass
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            _reap_own_children(pgid)
+            try:
+                os.killpg(pgid, 0)
+            except (ProcessLookupError, PermissionError):
+                return
+            time.sleep(0.05)
+        log.warning("process group %s still has members %.0fs after SIGKILL", pgid, timeout)
 
     def terminate_driver(self) -> None:
         """SIGTERM to the Python driver only, so that it stops its queries after the running
@@ -84,6 +97,18 @@ class PosixChild:
             os.kill(target, signal.SIGTERM)
         except ProcessLookupError:
             pass
+
+
+def _reap_own_children(pgid: int) -> None:
+    """Collect exited members of the group that are our children: orphans are re-parented to
+    us when the orchestrator runs as PID 1 (a container without an init) or as a subreaper."""
+    while True:
+        try:
+            pid, _status = os.waitpid(-pgid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 def _is_python(proc: psutil.Process) -> bool:

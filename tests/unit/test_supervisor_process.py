@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import time
 from dataclasses import dataclass, field
 
+import psutil
 import pytest
 
 from configs.spark_config import RestartPolicy
-from supervisor.process import State, SupervisedProcess
+from supervisor.process import State, SupervisedProcess, spawn
 
 
 class Clock:
@@ -190,3 +193,18 @@ def test_stop_during_backoff_cancels_the_restart(state_before_stop):
     clock.advance(100)
     proc.tick()
     assert len(spawner.children) == 1
+
+
+def test_reaping_a_group_waits_until_every_process_left_in_it_is_gone(tmp_path):
+    # A real group: the leader exits at once and leaves a grandchild behind, as a job's Python
+    # driver leaves its JVM. Right after a bare SIGKILL the grandchild still exists.
+    pidfile = tmp_path / "grandchild.pid"
+    child = spawn(["sh", "-c", f"sleep 300 & echo $! > {pidfile}; exit 0"], env=dict(os.environ),
+                  log_path=tmp_path / "child.log", cwd=tmp_path)
+    deadline = time.monotonic() + 10
+    while child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    grandchild = int(pidfile.read_text())
+    assert psutil.pid_exists(grandchild)
+    child.reap_group()
+    assert not psutil.pid_exists(grandchild)
