@@ -287,7 +287,9 @@ def bench_parsing(n: int) -> dict:
             "parse to VARIANT": parsed.select("_json"),
             "parse + type of the whole value (schema_of_variant, no longer on the valid path)":
                 parsed.select(F.schema_of_variant("_json")),
-            "parse + extraction, no validation": parsed.transform(X.extract_app_events),
+            "parse + field look-ups + extraction, no checks":
+                parsed.withColumns(X.field_lookups(F.col("_json"), X.APP_EVENTS_SPEC.required))
+                .transform(X.extract_app_events),
             "parse + validation + quarantine rows (the quarantine query)": X.to_quarantine(checked),
             "parse + validation + extraction (the jobs' path)":
                 checked.transform(X.filter_valid_records).transform(X.extract_app_events),

@@ -78,11 +78,55 @@ def parse_timestamp(col: Column) -> Column:
     return col.try_cast(T.TimestampType())
 
 
-def field_error(variant: Column, name: str, kind: str, path: str = "$") -> Column:
-    """A readable reason why field `name` is invalid, or null when it is fine."""
-    json_path = f"{path}.{name}"
-    vtype = _vtype(variant, json_path)
-    as_string = F.try_variant_get(variant, json_path, "string")
+def _type_col(name: str) -> str:
+    return f"_type_{name}"
+
+
+def _text_col(name: str) -> str:
+    return f"_text_{name}"
+
+
+def _time_col(name: str) -> str:
+    return f"_time_{name}"
+
+
+def field_lookups(variant: Column, fields: Mapping[str, str], path: str = "$") -> dict[str, Column]:
+    """Each field's VARIANT type name, its text (string and timestamp kinds) and its parsed time
+    (timestamp kind): one look-up each, as `_type_<name>`, `_text_<name>`, `_time_<name>`.
+
+    They are meant to be added as columns (`withColumns`) before `field_error` reads them, and
+    the typed extraction reads them again: Spark does not share an expression between the
+    branches of CASE WHEN and COALESCE, so written inline every check walked the record again
+    (about half the cost of validation and extraction; BENCHMARKS.md).
+    """
+    columns = {}
+    for name, kind in fields.items():
+        columns[_type_col(name)] = _vtype(variant, f"{path}.{name}")
+        if kind in (STRING, TIMESTAMP):
+            columns[_text_col(name)] = F.try_variant_get(variant, f"{path}.{name}", "string")
+        if kind == TIMESTAMP:
+            columns[_time_col(name)] = parse_timestamp(F.try_variant_get(variant, f"{path}.{name}", "string"))
+    return columns
+
+
+def _text(name: str) -> Column:
+    """A required string field of a validated record, as its validation looked it up."""
+    return F.col(_text_col(name))
+
+
+def _time(name: str) -> Column:
+    """A required timestamp field of a validated record, as its validation parsed it."""
+    return F.col(_time_col(name))
+
+
+def field_error(name: str, kind: str) -> Column:
+    """A readable reason why field `name` is invalid, or null when it is fine.
+
+    Reads the field's columns of `field_lookups`: its VARIANT type name (null when absent) and,
+    for the string and timestamp kinds, its text and parsed time.
+    """
+    vtype = F.col(_type_col(name))
+    text = F.col(_text_col(name))
     is_string = vtype == F.lit("STRING")
     expected = {STRING: is_string, TIMESTAMP: is_string,
                 NUMBER: vtype.rlike(f"^({'|'.join(_NUMBER_TYPES)})"),
@@ -95,12 +139,12 @@ def field_error(variant: Column, name: str, kind: str, path: str = "$") -> Colum
                                   F.lower(F.regexp_extract(vtype, r"^([A-Z]+)", 1))))
     )
     if kind in (STRING, TIMESTAMP):
-        reason = reason.when(F.trim(as_string) == F.lit(""), F.lit(f"required field '{name}' is empty"))
+        reason = reason.when(F.trim(text) == F.lit(""), F.lit(f"required field '{name}' is empty"))
     if kind == TIMESTAMP:
         reason = reason.when(
-            parse_timestamp(as_string).isNull(),
+            F.col(_time_col(name)).isNull(),
             F.concat(F.lit(f"unparseable timestamp in '{name}': \""),
-                     F.substring(as_string, 1, 64), F.lit('"')),
+                     F.substring(text, 1, 64), F.lit('"')),
         )
     return reason
 
@@ -116,8 +160,11 @@ def is_not_object(raw: Column, variant: Column) -> Column:
             .otherwise(~F.schema_of_variant(variant).startswith("OBJECT")))
 
 
-def record_error(raw: Column, variant: Column, spec: RecordSpec, path: str = "$") -> Column:
-    """The first reason the record is invalid (in field order), or null for a valid record."""
+def record_error(raw: Column, variant: Column, spec: RecordSpec) -> Column:
+    """The first reason the record is invalid (in field order), or null for a valid record.
+
+    Reads the columns of `field_lookups(variant, spec)`, which must have been added before.
+    """
     top = F.schema_of_variant(variant)
     checks = [
         F.when(raw.isNull(), F.lit("null value")),
@@ -126,17 +173,19 @@ def record_error(raw: Column, variant: Column, spec: RecordSpec, path: str = "$"
         F.when(is_not_object(raw, variant),
                F.concat(F.lit("not a JSON object: got "), F.lower(F.regexp_extract(top, r"^([A-Z]+)", 1)))),
     ]
-    checks += [field_error(variant, name, kind, path) for name, kind in spec.required.items()]
+    checks += [field_error(name, kind) for name, kind in spec.required.items()]
     return F.coalesce(*checks)
 
 
 def with_json_validation(df: DataFrame, spec: RecordSpec) -> DataFrame:
-    """Add `_json` (the value as VARIANT) and `_error` (null when valid) to a Kafka DataFrame."""
+    """Add `_json` (the value as VARIANT), the `field_lookups` of the required fields (which the
+    extraction reads) and `_error` (null when valid) to a Kafka DataFrame."""
     require_columns(df, "value")
     raw = F.col("value").cast("string")
     return (
         df.withColumn("_raw", raw)
         .withColumn("_json", F.try_parse_json(F.col("_raw")))
+        .withColumns(field_lookups(F.col("_json"), spec.required))
         .withColumn("_error", record_error(F.col("_raw"), F.col("_json"), spec))
     )
 
@@ -188,18 +237,19 @@ def _kafka_meta() -> list[Column]:
     ]
 
 
+def _validated(df: DataFrame, spec: RecordSpec) -> None:
+    """Extraction reads the look-ups of `with_json_validation`: fail clearly without them."""
+    require_columns(df, "_json", *(_text_col(n) for n, k in spec.required.items() if k in (STRING, TIMESTAMP)))
+
+
 def extract_app_events(df: DataFrame) -> DataFrame:
     """Typed app events from validated rows; device and location flattened (CONTRACT §3)."""
+    _validated(df, APP_EVENTS_SPEC)
     device = _get("device", DEVICE_SCHEMA.simpleString())
     location = _get("location", LOCATION_SCHEMA.simpleString())
-    event_ts = parse_timestamp(_get("event_timestamp", "string"))
     return df.select(
-        _get("event_id", "string").alias("event_id"),
-        _get("event_type", "string").alias("event_type"),
-        _get("user_id", "string").alias("user_id"),
-        _get("session_id", "string").alias("session_id"),
-        _get("app_type", "string").alias("app_type"),
-        event_ts.alias("event_timestamp"),
+        *(_text(c).alias(c) for c in ("event_id", "event_type", "user_id", "session_id", "app_type")),
+        _time("event_timestamp").alias("event_timestamp"),
         device.getField("type").alias("device_type"),
         device.getField("os").alias("device_os"),
         device.getField("model").alias("device_model"),
@@ -212,22 +262,24 @@ def extract_app_events(df: DataFrame) -> DataFrame:
 
 
 def extract_clicks(df: DataFrame) -> DataFrame:
+    _validated(df, CLICKSTREAM_SPEC)
     return df.select(
-        *(_get(c, "string").alias(c) for c in
-          ("click_id", "session_id", "user_id", "page_url", "referrer_url", "element_id", "app_type")),
-        parse_timestamp(_get("event_timestamp", "string")).alias("event_timestamp"),
+        *(_text(c).alias(c) for c in ("click_id", "session_id", "user_id", "page_url")),
+        *(_get(c, "string").alias(c) for c in ("referrer_url", "element_id")),
+        _text("app_type").alias("app_type"),
+        _time("event_timestamp").alias("event_timestamp"),
         *_kafka_meta(),
     )
 
 
 def extract_external_data(df: DataFrame) -> DataFrame:
-    fetched_at = parse_timestamp(_get("fetched_at", "string"))
+    _validated(df, EXTERNAL_DATA_SPEC)
     return df.select(
-        _get("record_id", "string").alias("record_id"),
-        _get("source", "string").alias("source"),
-        fetched_at.alias("fetched_at"),
+        _text("record_id").alias("record_id"),
+        _text("source").alias("source"),
+        _time("fetched_at").alias("fetched_at"),
         F.to_json(_get("payload", "variant")).alias("payload_json"),
-        F.to_date(fetched_at).alias("fetch_date"),
+        F.to_date(_time("fetched_at")).alias("fetch_date"),
         *_kafka_meta(),
     )
 
@@ -364,45 +416,57 @@ def unwrap_debezium_envelope(df: DataFrame) -> DataFrame:
     )
 
 
-def debezium_error(env: Column) -> Column:
-    """Why a parsed envelope is not a usable change event (null when it is)."""
-    op = F.try_variant_get(env, "$.op", "string")
+# What debezium_error checks: fields of the envelope, and of its `source`.
+ENVELOPE_FIELDS = {"op": STRING, "source": OBJECT, "before": OBJECT, "after": OBJECT}
+SOURCE_FIELDS = {"ts_ms": NUMBER, "table": STRING}
+
+
+def debezium_error() -> Column:
+    """Why a parsed envelope is not a usable change event (null when it is).
+
+    Reads the columns of `field_lookups` for ENVELOPE_FIELDS and SOURCE_FIELDS.
+    """
+    op = F.col(_text_col("op"))
     is_row_op = op.isin(*OPERATIONS)
+    after_is_object = F.col(_type_col("after")).startswith("OBJECT")
     return F.coalesce(
-        field_error(env, "op", STRING),
+        field_error("op", STRING),
         F.when(~op.isin(*DEBEZIUM_OPS), F.concat(F.lit("unknown Debezium op '"), op, F.lit("'"))),
-        field_error(env, "source", OBJECT),
-        field_error(env, "ts_ms", NUMBER, "$.source"),
-        F.when(is_row_op, field_error(env, "table", STRING, "$.source")),
-        F.when(op.isin("c", "r") & ~_vtype(env, "$.after").startswith("OBJECT"),
+        field_error("source", OBJECT),
+        field_error("ts_ms", NUMBER),
+        F.when(is_row_op, field_error("table", STRING)),
+        F.when(op.isin("c", "r") & ~after_is_object,
                F.lit("a create or snapshot event needs an 'after' object")),
-        F.when((op == "u") & ~_vtype(env, "$.after").startswith("OBJECT"),
-               F.lit("an update event needs an 'after' object")),
-        F.when((op == "d") & ~_vtype(env, "$.before").startswith("OBJECT"),
+        F.when((op == "u") & ~after_is_object, F.lit("an update event needs an 'after' object")),
+        F.when((op == "d") & ~F.col(_type_col("before")).startswith("OBJECT"),
                F.lit("a delete event needs a 'before' object")),
     )
 
 
 def validate_debezium(df: DataFrame) -> DataFrame:
-    """Validate Kafka rows of `cdc_changes`: adds `_json`, `_env`, `_error` and `_tombstone`.
+    """Validate Kafka rows of `cdc_changes`: adds `_json`, `_env`, `_error`, `_tombstone` and the
+    `field_lookups` of ENVELOPE_FIELDS and SOURCE_FIELDS (which `transform_cdc` reads).
 
     A null value is a tombstone: not an error, but a counted drop.
     """
     require_columns(df, "value")
     raw = F.col("value").cast("string")
-    checked = (
-        df.withColumn("_raw", raw)
-        .withColumn("_tombstone", F.col("value").isNull())
-        .withColumn("_json", F.try_parse_json(F.col("_raw")))
-        .transform(unwrap_debezium_envelope)
-    )
+    env = F.col("_env")
+    lookups = {**field_lookups(env, ENVELOPE_FIELDS), **field_lookups(env, SOURCE_FIELDS, "$.source")}
     error = F.coalesce(
         F.when(F.col("_raw").rlike(r"^\s*$"), F.lit("empty value")),
         F.when(F.col("_json").isNull(), F.lit("invalid JSON")),
         F.when(is_not_object(F.col("_raw"), F.col("_json")), F.lit("not a JSON object")),
-        debezium_error(F.col("_env")),
+        debezium_error(),
     )
-    return checked.withColumn("_error", F.when(~F.col("_tombstone"), error))
+    return (
+        df.withColumn("_raw", raw)
+        .withColumn("_tombstone", F.col("value").isNull())
+        .withColumn("_json", F.try_parse_json(F.col("_raw")))
+        .transform(unwrap_debezium_envelope)
+        .withColumns(lookups)
+        .withColumn("_error", F.when(~F.col("_tombstone"), error))
+    )
 
 
 def classify_operation(op: Column) -> Column:
@@ -435,9 +499,10 @@ def normalize_snapshot_flag(snapshot: Column) -> Column:
 
 def transform_cdc(df: DataFrame) -> DataFrame:
     """Validated, non-message change events -> `cdc_transformed` rows (CONTRACT §3)."""
-    require_columns(df, "_env", "topic", "partition", "offset", "timestamp")
+    require_columns(df, "_env", "topic", "partition", "offset", "timestamp",
+                    *(_type_col(f) for f in ENVELOPE_FIELDS), _text_col("op"), _text_col("table"))
     env = F.col("_env")
-    op = F.try_variant_get(env, "$.op", "string")
+    op = _text("op")
     before = F.try_variant_get(env, "$.before", "variant")
     after = F.try_variant_get(env, "$.after", "variant")
     source_ts_ms = F.try_variant_get(env, "$.source.ts_ms", "long")
@@ -445,12 +510,11 @@ def transform_cdc(df: DataFrame) -> DataFrame:
     key_row = F.when(op == "d", before).otherwise(after)
     operation = classify_operation(op)
     return df.select(
-        F.concat_ws(".", F.try_variant_get(env, "$.source.schema", "string"),
-                    F.try_variant_get(env, "$.source.table", "string")).alias("table_name"),
+        F.concat_ws(".", F.try_variant_get(env, "$.source.schema", "string"), _text("table")).alias("table_name"),
         operation.alias("operation"),
         F.try_variant_get(key_row, "$.id", "string").alias("primary_key"),
-        F.when(_vtype(env, "$.before").startswith("OBJECT"), F.to_json(before)).alias("before_json"),
-        F.when(_vtype(env, "$.after").startswith("OBJECT"), F.to_json(after)).alias("after_json"),
+        F.when(F.col(_type_col("before")).startswith("OBJECT"), F.to_json(before)).alias("before_json"),
+        F.when(F.col(_type_col("after")).startswith("OBJECT"), F.to_json(after)).alias("after_json"),
         F.when(op == "u", changed_columns(before, after)).alias("changed_columns"),
         source_ts.alias("source_ts"),
         F.try_variant_get(env, "$.source.lsn", "long").alias("lsn"),

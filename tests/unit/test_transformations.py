@@ -188,6 +188,13 @@ def test_missing_column_error_names_the_column(spark):
         X.remove_duplicates(df, id_cols=["event_id"])
 
 
+def test_extraction_without_validation_names_the_look_up_it_needs(spark):
+    parsed = spark.createDataFrame([('{"event_id": "e1"}',)], "value string").select(
+        F.parse_json("value").alias("_json"))
+    with pytest.raises(X.DataFrameMissingColumnError, match="_text_event_id"):
+        X.extract_app_events(parsed)
+
+
 # --- sessions ------------------------------------------------------------------------------------
 
 
