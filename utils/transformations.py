@@ -102,10 +102,11 @@ def field_lookups(variant: Column, fields: Mapping[str, str], path: str = "$") -
     columns = {}
     for name, kind in fields.items():
         columns[_type_col(name)] = _vtype(variant, f"{path}.{name}")
+        text = F.try_variant_get(variant, f"{path}.{name}", "string")
         if kind in (STRING, TIMESTAMP):
-            columns[_text_col(name)] = F.try_variant_get(variant, f"{path}.{name}", "string")
+            columns[_text_col(name)] = text
         if kind == TIMESTAMP:
-            columns[_time_col(name)] = parse_timestamp(F.try_variant_get(variant, f"{path}.{name}", "string"))
+            columns[_time_col(name)] = parse_timestamp(text)
     return columns
 
 
@@ -126,7 +127,7 @@ def field_error(name: str, kind: str) -> Column:
     for the string and timestamp kinds, its text and parsed time.
     """
     vtype = F.col(_type_col(name))
-    text = F.col(_text_col(name))
+    text = _text(name)
     is_string = vtype == F.lit("STRING")
     expected = {STRING: is_string, TIMESTAMP: is_string,
                 NUMBER: vtype.rlike(f"^({'|'.join(_NUMBER_TYPES)})"),
@@ -142,7 +143,7 @@ def field_error(name: str, kind: str) -> Column:
         reason = reason.when(F.trim(text) == F.lit(""), F.lit(f"required field '{name}' is empty"))
     if kind == TIMESTAMP:
         reason = reason.when(
-            F.col(_time_col(name)).isNull(),
+            _time(name).isNull(),
             F.concat(F.lit(f"unparseable timestamp in '{name}': \""),
                      F.substring(text, 1, 64), F.lit('"')),
         )
@@ -163,7 +164,7 @@ def is_not_object(raw: Column, variant: Column) -> Column:
 def record_error(raw: Column, variant: Column, spec: RecordSpec) -> Column:
     """The first reason the record is invalid (in field order), or null for a valid record.
 
-    Reads the columns of `field_lookups(variant, spec)`, which must have been added before.
+    Reads the columns of `field_lookups(variant, spec.required)`, which must have been added before.
     """
     top = F.schema_of_variant(variant)
     checks = [
