@@ -10,6 +10,7 @@ machine and the git revision, to BENCHMARKS.md (raw numbers in benchmarks/result
               cdc_transformation) in --available-now mode on the 2-worker cluster; start-up to
               the first micro-batch; peak RSS
   parsing     each step of the JSON path (parse, validation, extraction) over cached records
+  stages      each streaming job again with Spark's event log: executor time per query and stage
   sustained   event_aggregation in continuous mode at fixed generator rates
   sweep       event_aggregation once per tuning setting (not in the default --only: ~15 min)
   batch       M events as enriched_events Parquet; each batch job's computation vs DuckDB doing
@@ -187,21 +188,46 @@ STREAMING = {"app_events": (_ceiling_json(X.APP_EVENTS_SPEC),
              "cdc_changes": (_ceiling_cdc_changes, ("cdc_transformation",))}
 
 
+def _bench_topics(spark, settings, n: int, topics: list[str]) -> tuple[dict[str, str], dict[str, float]]:
+    """Topic names with n synthetic records in each of `topics` (kept between runs), and the
+    seconds each new one took to fill. Every job gets all four topics (data_enrichment also lands
+    external data: it must exist, even empty)."""
+    names = {t: f"bench_{t}_{n}" for t in TOPICS}
+    stack.ensure_topics(settings.kafka_bootstrap_servers, settings.kafka_topic_partitions,
+                        names=list(names.values()))
+    preloaded = {}
+    for t in topics:
+        # A run over other topics leaves this one created but empty: fill it now.
+        held = _records_in(settings.kafka_bootstrap_servers, names[t])
+        if held == 0:
+            preloaded[t] = _preload(spark, _synthetic(t)(spark, n), names[t], settings)
+        elif held != n:
+            raise SystemExit(f"topic {names[t]} holds {held:,} records, not {n:,} (an interrupted preload?): "
+                             "delete it and run again")
+    return names, preloaded
+
+
+def _records_in(bootstrap: str, topic: str) -> int:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return sum(consumer.end_offsets(parts).values()) - sum(consumer.beginning_offsets(parts).values())
+    finally:
+        consumer.close()
+
+
 def bench_streaming(n: int, topics: list[str]) -> dict:
     from utils.spark_utils import create_spark_session, read_kafka_batch
 
     settings = load_settings()
-    # Every job gets all four topics (data_enrichment also lands external data: it must exist, even empty).
-    names = {t: f"bench_{t}_{n}" for t in TOPICS}
     spark = create_spark_session("bench-streaming", settings, master=MASTER)
-    fresh = stack.ensure_topics(settings.kafka_bootstrap_servers, settings.kafka_topic_partitions,
-                                names=list(names.values()))
+    names, preloaded = _bench_topics(spark, settings, n, topics)
     out: dict = {"events": n, "topic_partitions": settings.kafka_topic_partitions, "topics": {}}
     for topic in topics:
         ceiling, _jobs = STREAMING[topic]
-        res: dict = {}
-        if names[topic] in fresh:
-            res["preload_s"] = _preload(spark, _synthetic(topic)(spark, n), names[topic], settings)
+        res: dict = {"preload_s": preloaded[topic]} if topic in preloaded else {}
         t = time.monotonic()
         count = ceiling(read_kafka_batch(spark, names[topic], settings)).count()
         seconds = time.monotonic() - t
@@ -216,6 +242,32 @@ def bench_streaming(n: int, topics: list[str]) -> dict:
                 # Both sides without session start-up: the ceiling is timed after its session started.
                 r["ratio_to_ceiling"] = round(r["rows_per_s_in_batches"] / res["ceiling"]["rows_per_s"], 2)
                 res[job] = r
+    return out
+
+
+def bench_stages(n: int, topics: list[str]) -> dict:
+    """Each job of `topics` once more over n records, with Spark's event log on: executor time
+    per query and stage (benchmarks/stages.py), to show where a job's time goes."""
+    from benchmarks.stages import stage_times
+    from utils.spark_utils import create_spark_session
+
+    settings = load_settings()
+    spark = create_spark_session("bench-stages", settings, master=MASTER)
+    names, _ = _bench_topics(spark, settings, n, topics)
+    spark.stop()
+    out: dict = {"events": n, "jobs": {}}
+    with tempfile.TemporaryDirectory(prefix="bench-stages-") as tmp:
+        for job in [j for t in topics for j in STREAMING[t][1]]:
+            events = Path(tmp) / job / "events"
+            events.mkdir(parents=True)
+            conf = {**settings.spark_extra_conf, "spark.eventLog.enabled": "true",
+                    "spark.eventLog.dir": events.as_uri(), "spark.eventLog.compress": "false",
+                    "spark.eventLog.rolling.enabled": "false"}
+            r = run_streaming_job(job, names, MASTER, Path(tmp) / job,
+                                  settings_env={"SPARK_EXTRA_CONF": json.dumps(conf)})
+            (log,) = events.iterdir()
+            out["jobs"][job] = {"exit_code": r["exit_code"], "rows": r["rows"], "wall_s": r["wall_s"],
+                                "stages": stage_times(log)}
     return out
 
 
@@ -556,6 +608,22 @@ def _md_sustained(runs: list) -> list[str]:
     return lines
 
 
+def _md_stages(st: dict) -> list[str]:
+    lines = [f"\n- **Where the time goes**, each job once more over {st['events']:,} records with Spark's "
+             "event log on; task times summed per query and per stage of its micro-batches (1/3: the "
+             "first of three stages, which reads the topic; later stages read the shuffle before them):\n",
+             "| job | query | stage | tasks | executor run s | share of the job | CPU s | shuffle records "
+             "read / written | executor µs per record |", "|---|---|---|---|---|---|---|---|---|"]
+    for job, r in st["jobs"].items():
+        failed = f" (exit {r['exit_code']})" if r["exit_code"] else ""
+        for s in r["stages"]:
+            per_record = f"{s['run_s'] * 1e6 / r['rows']:.1f}" if r["rows"] else "(no rows read)"
+            lines.append(f"| {job}{failed} | {s['query']} | {s['stage']} | {s['tasks']} | {s['run_s']} | "
+                         f"{s['share']:.0%} | {s['cpu_s']} | {s['shuffle_read_records']:,} / "
+                         f"{s['shuffle_write_records']:,} | {per_record} |")
+    return lines
+
+
 def _md_parsing(p: dict) -> list[str]:
     lines: list[str] = []
     lines.append(f"\n- **JSON path**, {p['records']:,} cached app-event records, local[2], noop sink, "
@@ -605,7 +673,8 @@ def _md_batch(b: dict) -> list[str]:
 
 
 SECTIONS = {"generator": _md_generator, "parsing": _md_parsing, "streaming": _md_streaming,
-            "sustained": _md_sustained, "sweep": _md_sweep, "startup": _md_startup, "batch": _md_batch}
+            "stages": _md_stages, "sustained": _md_sustained, "sweep": _md_sweep, "startup": _md_startup,
+            "batch": _md_batch}
 
 
 def to_markdown(results: dict) -> str:
@@ -628,10 +697,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--streaming-topics", default=",".join(STREAMING),
                         help="topics (and so jobs) of the streaming part (comma-separated)")
     parser.add_argument("--parsing-events", type=int, default=1_000_000)
+    parser.add_argument("--stages-events", type=int, default=1_000_000)
     parser.add_argument("--sweep-events", type=int, default=1_000_000)
     parser.add_argument("--sweep-settings", default=",".join(SWEEP), help=f"among {', '.join(SWEEP)}")
     parser.add_argument("--sweep-rounds", type=int, default=1)
-    parser.add_argument("--only", default="generator,parsing,streaming,sustained,startup,batch")
+    parser.add_argument("--only", default="generator,parsing,streaming,stages,sustained,startup,batch")
     args = parser.parse_args(argv)
     stack.up()
     results: dict = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
@@ -639,6 +709,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = args.only.split(",")
     steps = {"generator": lambda: bench_generator(args.generator_events),
              "streaming": lambda: bench_streaming(args.events, args.streaming_topics.split(",")),
+             "stages": lambda: bench_stages(args.stages_events, args.streaming_topics.split(",")),
              "sustained": lambda: [bench_sustained(float(r), args.sustained_seconds)
                                    for r in args.sustained_rates.split(",")],
              "parsing": lambda: bench_parsing(args.parsing_events),

@@ -3,7 +3,10 @@ the Markdown it writes at the very end must fail here, not there."""
 
 from __future__ import annotations
 
+import json
+
 from benchmarks.run import _percentile, to_markdown
+from benchmarks.stages import OTHER, stage_times
 from supervisor.health import interval_seconds as _seconds
 
 RSS = {"driver": 700, "executor": 1500}
@@ -55,3 +58,42 @@ def test_helpers():
     assert _seconds("10 seconds") == 10 and _seconds("1 minute") == 60
     assert _percentile([5, 1, 3, 2, 4], 0.5) == 3 and _percentile([5, 1, 3, 2, 4], 0.95) == 5
     assert _percentile([], 0.5) is None
+
+
+def _task_end(stage: int, run_ms: int, cpu_ns: int, read: int, written: int) -> dict:
+    return {"Event": "SparkListenerTaskEnd", "Stage ID": stage, "Task Metrics": {
+        "Executor Run Time": run_ms, "Executor CPU Time": cpu_ns,
+        "Shuffle Read Metrics": {"Total Records Read": read},
+        "Shuffle Write Metrics": {"Shuffle Records Written": written}}}
+
+
+def test_stage_times_sums_tasks_per_query_and_place_in_the_job(tmp_path):
+    batch = {"sql.streaming.queryId": "q-1", "spark.job.description": "windows\nid = q-1\nrunId = r\nbatch = 0"}
+    events = [
+        {"Event": "SparkListenerJobStart", "Job ID": 0, "Stage IDs": [1, 0], "Properties": batch},
+        {"Event": "SparkListenerJobStart", "Job ID": 1, "Stage IDs": [2], "Properties": {}},
+        {"Event": "SparkListenerJobStart", "Job ID": 2, "Stage IDs": [3, 4],
+         "Properties": {**batch, "spark.job.description": "windows\nid = q-1\nrunId = r\nbatch = 1"}},
+        _task_end(0, 3000, 2_000_000_000, 0, 10),
+        _task_end(0, 1000, 1_000_000_000, 0, 5),
+        _task_end(1, 2000, 500_000_000, 15, 0),
+        _task_end(2, 1000, 0, 0, 0),
+        _task_end(3, 2000, 0, 0, 4),
+        {"Event": "SparkListenerTaskEnd", "Stage ID": 4, "Task Metrics": None},
+        {"Event": "SparkListenerStageCompleted", "Stage Info": {"Stage ID": 4}},
+    ]
+    log = tmp_path / "app-1"
+    log.write_text("".join(json.dumps(e) + "\n" for e in events))
+    rows = {(r["query"], r["stage"]): r for r in stage_times(log)}
+    assert set(rows) == {("windows", "1/2"), ("windows", "2/2"), (OTHER, "1/1")}
+    assert rows[("windows", "1/2")] == {"query": "windows", "stage": "1/2", "tasks": 3, "run_s": 6.0, "cpu_s": 3.0,
+                                    "shuffle_read_records": 0, "shuffle_write_records": 19, "share": 0.667}
+    assert rows[("windows", "2/2")]["run_s"] == 2.0 and rows[("windows", "2/2")]["shuffle_read_records"] == 15
+    assert rows[(OTHER, "1/1")]["run_s"] == 1.0
+    text = to_markdown({**RESULTS, "stages": {"events": 1000, "jobs": {"event_aggregation": {
+        "exit_code": 0, "rows": 1000, "wall_s": 9.0, "stages": list(rows.values())}}}})
+    assert "**Where the time goes**" in text
+    assert "| event_aggregation | windows | 1/2 | 3 | 6.0 | 67% | 3.0 | 0 / 19 | 6000.0 |" in text
+    empty = to_markdown({**RESULTS, "stages": {"events": 1000, "jobs": {"event_aggregation": {
+        "exit_code": 1, "rows": 0, "wall_s": 9.0, "stages": list(rows.values())}}}})
+    assert "| event_aggregation (exit 1) | windows | 1/2 | 3 | 6.0 | 67% | 3.0 | 0 / 19 | (no rows read) |" in empty
