@@ -188,23 +188,30 @@ STREAMING = {"app_events": (_ceiling_json(X.APP_EVENTS_SPEC),
              "cdc_changes": (_ceiling_cdc_changes, ("cdc_transformation",))}
 
 
-def _bench_topics(spark, settings, n: int, topics: list[str]) -> tuple[dict[str, str], dict[str, float]]:
+def _bench_topics(settings, n: int, topics: list[str], spark=None) -> tuple[dict[str, str], dict[str, float]]:
     """Topic names with n synthetic records in each of `topics` (kept between runs), and the
-    seconds each new one took to fill. Every job gets all four topics (data_enrichment also lands
-    external data: it must exist, even empty)."""
+    seconds each empty one took to fill (with `spark`, or a session of its own when one is
+    needed). Every job gets all four topics (data_enrichment also lands external data: it must
+    exist, even empty)."""
     names = {t: f"bench_{t}_{n}" for t in TOPICS}
     stack.ensure_topics(settings.kafka_bootstrap_servers, settings.kafka_topic_partitions,
                         names=list(names.values()))
-    preloaded = {}
-    for t in topics:
-        # A run over other topics leaves this one created but empty: fill it now.
-        held = _records_in(settings.kafka_bootstrap_servers, names[t])
-        if held == 0:
-            preloaded[t] = _preload(spark, _synthetic(t)(spark, n), names[t], settings)
-        elif held != n:
-            raise SystemExit(f"topic {names[t]} holds {held:,} records, not {n:,} (an interrupted preload?): "
-                             "delete it and run again")
-    return names, preloaded
+    held = {t: _records_in(settings.kafka_bootstrap_servers, names[t]) for t in topics}
+    wrong = [f"{names[t]} holds {h:,}" for t, h in held.items() if h not in (0, n)]
+    if wrong:
+        raise SystemExit(f"not {n:,} records (an interrupted preload?): {', '.join(wrong)}; delete and run again")
+    # A run over other topics leaves a topic created but empty: fill it now.
+    empty = [t for t, h in held.items() if h == 0]
+    if not empty:
+        return names, {}
+    from utils.spark_utils import create_spark_session
+
+    session = spark or create_spark_session("bench-preload", settings, master=MASTER)
+    try:
+        return names, {t: _preload(session, _synthetic(t)(session, n), names[t], settings) for t in empty}
+    finally:
+        if spark is None:
+            session.stop()
 
 
 def _records_in(bootstrap: str, topic: str) -> int:
@@ -223,7 +230,7 @@ def bench_streaming(n: int, topics: list[str]) -> dict:
 
     settings = load_settings()
     spark = create_spark_session("bench-streaming", settings, master=MASTER)
-    names, preloaded = _bench_topics(spark, settings, n, topics)
+    names, preloaded = _bench_topics(settings, n, topics, spark)
     out: dict = {"events": n, "topic_partitions": settings.kafka_topic_partitions, "topics": {}}
     for topic in topics:
         ceiling, _jobs = STREAMING[topic]
@@ -249,12 +256,9 @@ def bench_stages(n: int, topics: list[str]) -> dict:
     """Each job of `topics` once more over n records, with Spark's event log on: executor time
     per query and stage (benchmarks/stages.py), to show where a job's time goes."""
     from benchmarks.stages import stage_times
-    from utils.spark_utils import create_spark_session
 
     settings = load_settings()
-    spark = create_spark_session("bench-stages", settings, master=MASTER)
-    names, _ = _bench_topics(spark, settings, n, topics)
-    spark.stop()
+    names, _ = _bench_topics(settings, n, topics)
     out: dict = {"events": n, "jobs": {}}
     with tempfile.TemporaryDirectory(prefix="bench-stages-") as tmp:
         for job in [j for t in topics for j in STREAMING[t][1]]:

@@ -102,11 +102,10 @@ def field_lookups(variant: Column, fields: Mapping[str, str], path: str = "$") -
     columns = {}
     for name, kind in fields.items():
         columns[_type_col(name)] = _vtype(variant, f"{path}.{name}")
-        text = F.try_variant_get(variant, f"{path}.{name}", "string")
         if kind in (STRING, TIMESTAMP):
-            columns[_text_col(name)] = text
-        if kind == TIMESTAMP:
-            columns[_time_col(name)] = parse_timestamp(text)
+            columns[_text_col(name)] = text = F.try_variant_get(variant, f"{path}.{name}", "string")
+            if kind == TIMESTAMP:
+                columns[_time_col(name)] = parse_timestamp(text)
     return columns
 
 
