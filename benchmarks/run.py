@@ -253,8 +253,10 @@ def bench_streaming(n: int, topics: list[str]) -> dict:
 
 
 def bench_stages(n: int, topics: list[str]) -> dict:
-    """Each job of `topics` once more over n records, with Spark's event log on: executor time
-    per query and stage (benchmarks/stages.py), to show where a job's time goes."""
+    """Each job of `topics` once more over n records, with Spark's event log on and the executors
+    recording with Java Flight Recorder: executor time per query and stage (benchmarks/stages.py)
+    and on what code it went (benchmarks/jfr.py), to show where a job's time goes."""
+    from benchmarks import jfr
     from benchmarks.stages import stage_times
 
     settings = load_settings()
@@ -262,16 +264,24 @@ def bench_stages(n: int, topics: list[str]) -> dict:
     out: dict = {"events": n, "jobs": {}}
     with tempfile.TemporaryDirectory(prefix="bench-stages-") as tmp:
         for job in [j for t in topics for j in STREAMING[t][1]]:
-            events = Path(tmp) / job / "events"
+            events, recordings = Path(tmp) / job / "events", Path(tmp) / job / "jfr"
             events.mkdir(parents=True)
+            recordings.mkdir()
             conf = {**settings.spark_extra_conf, "spark.eventLog.enabled": "true",
                     "spark.eventLog.dir": events.as_uri(), "spark.eventLog.compress": "false",
-                    "spark.eventLog.rolling.enabled": "false"}
+                    "spark.eventLog.rolling.enabled": "false",
+                    # A folder as the file name: each executor JVM writes a recording of its own there.
+                    "spark.executor.extraJavaOptions":
+                        f"-XX:StartFlightRecording=settings=profile,dumponexit=true,filename={recordings}/"}
             r = run_streaming_job(job, names, MASTER, Path(tmp) / job,
                                   settings_env={"SPARK_EXTRA_CONF": json.dumps(conf)})
             (log,) = events.iterdir()
+            recs = sorted(recordings.glob("*.jfr"))
+            components, running = jfr.summarize(s for rec in recs for s in jfr.task_samples(jfr.jfr_lines(rec)))
+            gc = sum(jfr.gc_pause_seconds(jfr.jfr_lines(rec, ["jdk.GarbageCollection"])) for rec in recs)
             out["jobs"][job] = {"exit_code": r["exit_code"], "rows": r["rows"], "wall_s": r["wall_s"],
-                                "stages": stage_times(log)}
+                                "stages": stage_times(log), "components": dict(components.most_common()),
+                                "gc_pause_s": round(gc, 1), "running_methods": running.most_common(12)}
     return out
 
 
@@ -287,6 +297,8 @@ SWEEP = {
     "memory2g": ("SPARK_EXECUTOR_MEMORY=2g", {"SPARK_EXECUTOR_MEMORY": "2g"}),
     "hdfs_state": ("HDFS-backed state store instead of RocksDB", {"SPARK_EXTRA_CONF": json.dumps(
         {"spark.sql.streaming.stateStore.providerClass": HDFS_STATE_STORE})}),
+    "objagg_hash": ("collect_set aggregation hashes up to 1,000,000 keys before sorting", {
+        "SPARK_EXTRA_CONF": json.dumps({"spark.sql.objectHashAggregate.sortBased.fallbackThreshold": "1000000"})}),
 }
 
 
@@ -614,10 +626,12 @@ def _md_sustained(runs: list) -> list[str]:
 
 def _md_stages(st: dict) -> list[str]:
     lines = [f"\n- **Where the time goes**, each job once more over {st['events']:,} records with Spark's "
-             "event log on; task times summed per query and per stage of its micro-batches (1/3: the "
-             "first of three stages, which reads the topic; later stages read the shuffle before them):\n",
+             "event log on and the executors under Java Flight Recorder; task times summed per query and "
+             "per stage of its micro-batches (1/3: the first of three stages, which reads the topic; later "
+             "stages read the shuffle before them):\n",
              "| job | query | stage | tasks | executor run s | share of the job | CPU s | shuffle records "
              "read / written | executor µs per record |", "|---|---|---|---|---|---|---|---|---|"]
+    profiles: list[str] = []
     for job, r in st["jobs"].items():
         failed = f" (exit {r['exit_code']})" if r["exit_code"] else ""
         for s in r["stages"]:
@@ -625,7 +639,14 @@ def _md_stages(st: dict) -> list[str]:
             lines.append(f"| {job}{failed} | {s['query']} | {s['stage']} | {s['tasks']} | {s['run_s']} | "
                          f"{s['share']:.0%} | {s['cpu_s']} | {s['shuffle_read_records']:,} / "
                          f"{s['shuffle_write_records']:,} | {per_record} |")
-    return lines
+        total = sum(r.get("components", {}).values())
+        if total:
+            profiles.append(
+                f"\n{job} ({r['wall_s']} s wall, executor GC pauses {r.get('gc_pause_s')} s), {total:,} samples "
+                "of its task threads (benchmarks/jfr.py), by component: "
+                + ", ".join(f"{name} {n / total:.1%}" for name, n in r["components"].items())
+                + "; most often running: " + ", ".join(f"`{m}` {n / total:.1%}" for m, n in r["running_methods"][:8]))
+    return lines + profiles
 
 
 def _md_parsing(p: dict) -> list[str]:

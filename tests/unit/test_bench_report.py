@@ -4,7 +4,11 @@ the Markdown it writes at the very end must fail here, not there."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 
+import pytest
+
+from benchmarks import jfr
 from benchmarks.run import _percentile, to_markdown
 from benchmarks.stages import OTHER, stage_times
 from supervisor.health import interval_seconds as _seconds
@@ -91,9 +95,67 @@ def test_stage_times_sums_tasks_per_query_and_place_in_the_job(tmp_path):
     assert rows[("windows", "2/2")]["run_s"] == 2.0 and rows[("windows", "2/2")]["shuffle_read_records"] == 15
     assert rows[(OTHER, "1/1")]["run_s"] == 1.0
     text = to_markdown({**RESULTS, "stages": {"events": 1000, "jobs": {"event_aggregation": {
-        "exit_code": 0, "rows": 1000, "wall_s": 9.0, "stages": list(rows.values())}}}})
+        "exit_code": 0, "rows": 1000, "wall_s": 9.0, "stages": list(rows.values()),
+        "components": {"JSON parse": 4, "state store": 3, "other": 1}, "gc_pause_s": 0.5,
+        "running_methods": [["a.B.c", 5], ["d.E.f", 2]]}}}})
     assert "**Where the time goes**" in text
     assert "| event_aggregation | windows | 1/2 | 3 | 6.0 | 67% | 3.0 | 0 / 19 | 6000.0 |" in text
+    assert ("event_aggregation (9.0 s wall, executor GC pauses 0.5 s), 8 samples of its task threads "
+            "(benchmarks/jfr.py), by component: JSON parse 50.0%, "
+            "state store 37.5%, other 12.5%; most often running: `a.B.c` 62.5%, `d.E.f` 25.0%") in text
     empty = to_markdown({**RESULTS, "stages": {"events": 1000, "jobs": {"event_aggregation": {
         "exit_code": 1, "rows": 0, "wall_s": 9.0, "stages": list(rows.values())}}}})
     assert "| event_aggregation (exit 1) | windows | 1/2 | 3 | 6.0 | 67% | 3.0 | 0 / 19 | (no rows read) |" in empty
+
+
+# `jfr print` text as JDK 17 writes it: a Java sample and a native sample (truncated stack) of task
+# threads, and a sample of a thread that is not a task's.
+JFR_TEXT = """\
+jdk.ExecutionSample {
+  startTime = 22:38:00.020
+  sampledThread = "Executor task launch worker-0" (javaThreadId = 45)
+  state = "STATE_RUNNABLE"
+  stackTrace = [
+    java.lang.StringLatin1.hashCode(byte[]) line: 196
+    scala.collection.mutable.HashMap.update(Object, Object) line: 85
+    org.apache.spark.sql.internal.SQLConf$.get() line: 200
+    org.apache.spark.sql.catalyst.expressions.variant.VariantGet$.cast(Variant, DataType, VariantCastArgs) line: 1
+    org.apache.spark.sql.catalyst.expressions.GeneratedClass$GeneratedIteratorForCodegenStage1.processNext()
+  ]
+}
+
+jdk.NativeMethodSample {
+  startTime = 22:38:00.158
+  sampledThread = "Executor task launch worker-1" (javaThreadId = 46)
+  state = "STATE_RUNNABLE"
+  stackTrace = [
+    org.rocksdb.RocksDB.get(long, long, byte[], int, int)
+    org.apache.spark.sql.execution.streaming.state.RocksDB.get(byte[], String) line: 3
+    ...
+  ]
+}
+
+jdk.ExecutionSample {
+  startTime = 22:38:00.160
+  sampledThread = "shuffle-client-4-1" (javaThreadId = 60)
+  state = "STATE_RUNNABLE"
+  stackTrace = [
+    net.jpountz.lz4.LZ4JNI.LZ4_decompress_safe(byte[]) line: 1
+  ]
+}
+"""
+
+
+def test_jfr_task_samples_go_to_their_leaf_most_component():
+    samples = list(jfr.task_samples(JFR_TEXT.splitlines(keepends=True)))
+    assert [frames[0] for frames in samples] == ["java.lang.StringLatin1.hashCode", "org.rocksdb.RocksDB.get"]
+    assert samples[1] == ["org.rocksdb.RocksDB.get", "org.apache.spark.sql.execution.streaming.state.RocksDB.get"]
+    components, running = jfr.summarize(samples)
+    # The cast is the leaf-most known frame: the sample is not the generated code's that called it.
+    assert components == Counter({"VARIANT cast per value": 1, "state store": 1})
+    assert running == Counter({"java.lang.StringLatin1.hashCode": 1, "org.rocksdb.RocksDB.get": 1})
+    assert jfr.component(["java.lang.Object.wait", "java.lang.Thread.run"]) == jfr.OTHER
+    assert jfr.component(["org.apache.spark.types.variant.VariantBuilder.parseJson"]) == "JSON parse"
+    gc = ["jdk.GarbageCollection {", '  name = "G1New"', "  sumOfPauses = 9.21 ms", "}",
+          "jdk.GarbageCollection {", "  sumOfPauses = 1.5 s", "}"]
+    assert jfr.gc_pause_seconds(gc) == pytest.approx(1.50921)

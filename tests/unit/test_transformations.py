@@ -112,6 +112,39 @@ def test_extract_app_events_flattens_and_tolerates_null_nested_fields(spark):
     assertDataFrameEqual(got, expected)
 
 
+def test_optional_fields_of_another_shape_are_null_and_the_record_is_kept(spark):
+    """An optional field of the wrong shape is null on its own, the record stays valid, and
+    scalars in `properties` keep their JSON text."""
+    records = [
+        app_event(event_id="a", device="phone", location={"country": "DE", "city": "Berlin"}, revenue="12.5"),
+        app_event(event_id="b", location=[1, 2], properties="nope", revenue="twelve"),
+        app_event(event_id="c", device={"type": 5, "os": None}, properties={"n": 1, "b": True, "o": {"x": [1]}},
+                  revenue=7),
+    ]
+    valid, quarantine = X.parse_kafka_value_json(kafka_rows(spark, "app_events", records), X.APP_EVENTS_SPEC)
+    assert quarantine.count() == 0
+    got = {r.event_id: r for r in valid.transform(X.extract_app_events).collect()}
+    assert (got["a"].device_type, got["a"].country, got["a"].city, got["a"].revenue) == (None, "DE", "Berlin", 12.5)
+    assert (got["b"].country, got["b"].properties, got["b"].revenue) == (None, None, None)
+    assert (got["b"].device_type, got["b"].device_os) == ("mobile", "iOS")
+    assert (got["c"].device_type, got["c"].device_os, got["c"].revenue) == ("5", None, 7.0)
+    assert got["c"].properties == {"n": "1", "b": "true", "o": '{"x":[1]}'}
+
+
+def test_field_texts_are_the_decoded_json_strings(spark):
+    """The texts read for validation and extraction are what a JSON decoder gives (escapes,
+    non-ASCII, characters outside the BMP), checked against Python's json module."""
+    raw = ('{"event_id": "caf\\u00e9 \\ud83d\\ude00 \\"q\\" \\\\ \\n", "event_type": "cl\u00efck", '
+           '"user_id": "u\\t1", "session_id": "s/1", "app_type": "web", '
+           '"event_timestamp": "2026-11-25T20:01:54Z", "device": {"type": "t\\u00e4b"}}')
+    decoded = json.loads(raw)
+    valid, _ = X.parse_kafka_value_json(kafka_rows(spark, "app_events", [raw.encode()]), X.APP_EVENTS_SPEC)
+    row = valid.transform(X.extract_app_events).first()
+    assert [row.event_id, row.event_type, row.user_id, row.session_id, row.device_type] == [
+        decoded["event_id"], decoded["event_type"], decoded["user_id"], decoded["session_id"],
+        decoded["device"]["type"]]
+
+
 def test_external_data_payload_kept_as_json(spark):
     rec = {"record_id": "r1", "source": "weather", "fetched_at": "2026-11-25T10:00:00Z",
            "payload": {"city": "Berlin", "temp_c": 3.5}}
