@@ -15,6 +15,7 @@ consumer is decompression.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections import Counter
@@ -43,6 +44,7 @@ COMPONENTS: list[tuple[str, tuple[str, ...]]] = [
 OTHER = "other"
 TASK_THREAD = "Executor task launch worker"
 SAMPLE_EVENTS = ("jdk.ExecutionSample", "jdk.NativeMethodSample")
+GC_EVENT = "jdk.GarbageCollection"
 
 
 def component(frames: list[str]) -> str:
@@ -74,10 +76,13 @@ def task_samples(lines: Iterable[str]) -> Iterator[list[str]]:
             frames.append(text.split("(", 1)[0])
 
 
-def jfr_lines(recording: Path, events: Iterable[str] = SAMPLE_EVENTS, stack_depth: int = 64) -> Iterator[str]:
-    jfr = shutil.which("jfr")
+def jfr_lines(recording: Path, events: Iterable[str] = (*SAMPLE_EVENTS, GC_EVENT),
+              stack_depth: int = 64) -> Iterator[str]:
+    """`jfr print` output of `events`, line by line, from the JDK that runs Spark (JAVA_HOME) or PATH's."""
+    home = os.environ.get("JAVA_HOME")
+    jfr = str(Path(home) / "bin" / "jfr") if home and (Path(home) / "bin" / "jfr").exists() else shutil.which("jfr")
     if jfr is None:
-        raise SystemExit("the `jfr` tool of the JDK is not on PATH")
+        raise SystemExit("the `jfr` tool of the JDK is not in $JAVA_HOME/bin nor on PATH")
     cmd = [jfr, "print", "--stack-depth", str(stack_depth), "--events", ",".join(events), str(recording)]
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
         assert proc.stdout is not None
@@ -108,3 +113,20 @@ def gc_pause_seconds(lines: Iterable[str]) -> float:
             number, unit = value.split()
             total += float(number) * _SECONDS[unit]
     return total
+
+
+def profile(recordings: Iterable[Path]) -> tuple[Counter, Counter, float]:
+    """`summarize` of the task-thread samples and the GC pause seconds of `recordings`, printing
+    each recording once."""
+    gc = 0.0
+
+    def lines() -> Iterator[str]:
+        nonlocal gc
+        for recording in recordings:
+            for line in jfr_lines(recording):
+                if line.lstrip().startswith("sumOfPauses = "):
+                    gc += gc_pause_seconds([line])
+                yield line
+
+    components, running = summarize(task_samples(lines()))
+    return components, running, gc

@@ -10,7 +10,8 @@ machine and the git revision, to BENCHMARKS.md (raw numbers in benchmarks/result
               cdc_transformation) in --available-now mode on the 2-worker cluster; start-up to
               the first micro-batch; peak RSS
   parsing     each step of the JSON path (parse, validation, extraction) over cached records
-  stages      each streaming job again with Spark's event log: executor time per query and stage
+  stages      each streaming job again with Spark's event log and the executors under Java Flight
+              Recorder: executor time per query and stage, and per component of the code
   sustained   event_aggregation in continuous mode at fixed generator rates
   sweep       event_aggregation once per tuning setting (not in the default --only: ~15 min)
   batch       M events as enriched_events Parquet; each batch job's computation vs DuckDB doing
@@ -276,9 +277,7 @@ def bench_stages(n: int, topics: list[str]) -> dict:
             r = run_streaming_job(job, names, MASTER, Path(tmp) / job,
                                   settings_env={"SPARK_EXTRA_CONF": json.dumps(conf)})
             (log,) = events.iterdir()
-            recs = sorted(recordings.glob("*.jfr"))
-            components, running = jfr.summarize(s for rec in recs for s in jfr.task_samples(jfr.jfr_lines(rec)))
-            gc = sum(jfr.gc_pause_seconds(jfr.jfr_lines(rec, ["jdk.GarbageCollection"])) for rec in recs)
+            components, running, gc = jfr.profile(sorted(recordings.glob("*.jfr")))
             out["jobs"][job] = {"exit_code": r["exit_code"], "rows": r["rows"], "wall_s": r["wall_s"],
                                 "stages": stage_times(log), "components": dict(components.most_common()),
                                 "gc_pause_s": round(gc, 1), "running_methods": running.most_common(12)}

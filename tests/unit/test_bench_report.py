@@ -159,3 +159,19 @@ def test_jfr_task_samples_go_to_their_leaf_most_component():
     gc = ["jdk.GarbageCollection {", '  name = "G1New"', "  sumOfPauses = 9.21 ms", "}",
           "jdk.GarbageCollection {", "  sumOfPauses = 1.5 s", "}"]
     assert jfr.gc_pause_seconds(gc) == pytest.approx(1.50921)
+
+
+def test_jfr_profile_reads_samples_and_gc_pauses_in_one_print_per_recording(monkeypatch, tmp_path):
+    printed = []
+    gc = "jdk.GarbageCollection {\n  sumOfPauses = 2.5 ms\n}\n"
+
+    def fake_lines(recording):
+        printed.append(recording)
+        return iter((JFR_TEXT + gc).splitlines(keepends=True))
+
+    monkeypatch.setattr(jfr, "jfr_lines", fake_lines)
+    recordings = [tmp_path / "a.jfr", tmp_path / "b.jfr"]
+    components, running, gc_s = jfr.profile(recordings)
+    assert printed == recordings
+    assert components == Counter({"VARIANT cast per value": 2, "state store": 2})
+    assert running["org.rocksdb.RocksDB.get"] == 2 and gc_s == pytest.approx(0.005)
