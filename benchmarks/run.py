@@ -531,8 +531,8 @@ def bench_batch(n: int) -> dict:
         sessions = spark.read.parquet(str(data / "sessions"))
         day = date(2026, 11, 21)
         runs = {
-            "hourly_aggregate": lambda: kpis.hourly_aggregates(enriched.filter(
-                (enriched.event_date == day) & (F.hour("event_timestamp") == 12))),
+            "hourly_aggregate": lambda: kpis.hourly_aggregates(kpis.events_in_hour(
+                enriched.filter(enriched.event_date == day), datetime(2026, 11, 21, 12, tzinfo=UTC))),
             "daily_summary": lambda: kpis.daily_summary(enriched.filter(enriched.event_date == day),
                                                         sessions.filter(sessions.session_date == day),
                                                         summary_date=day),

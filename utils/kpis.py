@@ -7,6 +7,7 @@ aggregation, which makes Spark Expand the input once per distinct column.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
@@ -22,6 +23,20 @@ ALL_APPS = "all"
 
 
 # --- hourly ----------------------------------------------------------------------------------------
+
+
+def events_in_hour(events: DataFrame, hour: datetime) -> DataFrame:
+    """The events whose event_timestamp falls in the UTC hour starting at `hour` (an aware datetime).
+
+    The bound is given to Spark as an instant: a naive datetime would be read in the Python
+    process's local time zone, and the job would silently aggregate another hour wherever TZ
+    is not UTC.
+    """
+    if hour.tzinfo is None:
+        raise ValueError(f"hour must be time-zone aware, got {hour!r}")
+    start = hour.astimezone(UTC)
+    return events.filter((F.col("event_timestamp") >= F.lit(start))
+                         & (F.col("event_timestamp") < F.lit(start + timedelta(hours=1))))
 
 
 def hourly_aggregates(events: DataFrame) -> DataFrame:

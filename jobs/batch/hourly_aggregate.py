@@ -12,10 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from pyspark.sql import functions as F
-
 from utils.batch_job import read_dataset, run_batch_job, target_hour, utc_now, write_partitions
-from utils.kpis import hourly_aggregates
+from utils.kpis import events_in_hour, hourly_aggregates
 
 JOB = "hourly_aggregate"
 
@@ -35,8 +33,7 @@ def body(spark, settings, args, log) -> int:
     if events is None:
         log.warning("no input for the hour: nothing written", extra={"target_hour": str(hour)})
         return 0
-    in_hour = events.filter(F.date_trunc("hour", "event_timestamp") == F.lit(hour.replace(tzinfo=None)))
-    result = hourly_aggregates(in_hour)
+    result = hourly_aggregates(events_in_hour(events, hour))
     write_partitions(result, settings, "hourly_aggregates", ["event_date", "hour"])
     log.info("hour written", extra={"target_hour": str(hour), "rows": result.count()})
     return 0

@@ -19,6 +19,14 @@ DATASETS = ("events_aggregated_realtime", "clickstream_sessions", "cdc_transform
             "enriched_events", "external_data", "hourly_aggregates", "daily_summaries", "user_segments")
 
 
+def batch_logs(run: Run) -> str:
+    """What each batch job logged (and printed) in the demo: says which input a job found."""
+    logs = run.root / "logs"
+    files = [logs / f"{job}.log" for job in ("hourly_aggregate", "daily_summary", "user_segmentation")]
+    return "\n".join(f"--- {f.name}\n{f.read_text()[-2000:]}" for f in [*files, *sorted(logs.glob("demo-*.out"))]
+                     if f.exists())
+
+
 def test_demo_runs_every_job_and_reports(stack, tmp_path):
     run = Run(tmp_path / "demo", f"demo{uuid.uuid4().hex[:6]}_")
     env = {**os.environ, **run.env, "ORCHESTRATOR_PORT": "18399"}
@@ -33,7 +41,8 @@ def test_demo_runs_every_job_and_reports(stack, tmp_path):
     report = result.stdout
     for name in DATASETS:
         rows = re.search(rf"^  {name} +([\d,]+) rows$", report, flags=re.M)
-        assert rows and int(rows.group(1).replace(",", "")) > 0, f"{name} empty or missing:\n{report}"
+        assert rows and int(rows.group(1).replace(",", "")) > 0, \
+            f"{name} empty or missing:\n{report}\n{batch_logs(run)}"
     for heading in ("Daily KPIs (daily_summaries)", "Segments (latest user_segments)",
                     "Quarantine (malformed records, by topic and reason)", "Where to look"):
         assert heading in report
