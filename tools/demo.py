@@ -12,6 +12,7 @@ The stack and the orchestrator are left running for exploration unless --stop is
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from configs.spark_config import PROJECT_ROOT, TOPICS, load_settings
 from orchestrator import DEFAULT_PORT
@@ -100,16 +102,39 @@ def batch_lanes(start: datetime, end: datetime) -> dict[str, list[list[str]]]:
     }
 
 
-def run_batch_jobs(start: datetime, end: datetime, log_dir) -> bool:
+def outcomes(log_file: Path, offset: int) -> list[str]:
+    """What a batch job said it wrote, or why it wrote nothing, in its JSON log after `offset`."""
+    if not log_file.exists():
+        return []
+    with log_file.open("rb") as f:
+        f.seek(offset)
+        lines = f.read().decode(errors="replace").splitlines()
+    said = []
+    for line in lines:
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError:  # a line a crashing JVM or Python printed into the log
+            continue
+        if isinstance(r, dict) and "written" in r.get("message", ""):
+            what = r.get("target_hour") or r.get("target_date") or r.get("as_of_date")
+            said.append(f"{what}: {r['message']}" + (f", {r['rows']:,} rows" if "rows" in r else ""))
+    return said
+
+
+def run_batch_jobs(start: datetime, end: datetime, log_dir: Path) -> bool:
     """The lanes side by side: each job spends much of its time starting a JVM and waiting for
     executors, so running them together roughly halves this step on two cores."""
     def run(lane: str, commands: list[list[str]]) -> bool:
         t = time.monotonic()
+        log_file = log_dir / f"{lane}.log"
+        offset = log_file.stat().st_size if log_file.exists() else 0
         with (log_dir / f"demo-{lane}.out").open("w") as out:
             ok = all(subprocess.run(c, cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT,
                                     check=False).returncode == 0
                      for c in commands)
-        print(f"    {lane}: {'done' if ok else 'FAILED'} in {time.monotonic() - t:.0f} s", flush=True)
+        said = "; ".join(outcomes(log_file, offset))
+        print(f"    {lane}: {'done' if ok else 'FAILED'} in {time.monotonic() - t:.0f} s"
+              + (f" ({said})" if said else ""), flush=True)
         return ok
 
     with ThreadPoolExecutor(max_workers=3) as pool:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from configs.logging_config import ContextLogger, configure_logging
@@ -77,10 +77,16 @@ def read_dataset(spark: SparkSession, settings: Settings, name: str, log: Contex
     return spark.read.parquet(str(path)).filter(F.col(partition_col).between(F.lit(first), F.lit(last)))
 
 
-def write_partitions(df: DataFrame, settings: Settings, name: str, partition_by: list[str]) -> None:
-    """Replace exactly the partitions present in `df` (dynamic partition overwrite)."""
-    (df.write.mode("overwrite").option("partitionOverwriteMode", "dynamic")
-     .partitionBy(*partition_by).parquet(settings.dataset_path(name)))
+def write_partitions(df: DataFrame, settings: Settings, name: str, partition_by: list[str]) -> int:
+    """Replace exactly the partitions present in `df` (dynamic partition overwrite); rows written.
+
+    The rows are counted while they are written (an Observation): a count() afterwards would
+    run the whole query a second time, or need it cached.
+    """
+    written = Observation(f"{name}_written")
+    (df.observe(written, F.count(F.lit(1)).alias("rows")).write.mode("overwrite")
+     .option("partitionOverwriteMode", "dynamic").partitionBy(*partition_by).parquet(settings.dataset_path(name)))
+    return written.get["rows"]
 
 
 Runner = Callable[[SparkSession, Settings, argparse.Namespace, ContextLogger], int]

@@ -41,9 +41,9 @@ def body(spark, settings, args, log) -> int:
         events = spark.createDataFrame([], "event_id string, user_id string, app_type string")
     if sessions is None:
         sessions = spark.createDataFrame([], SESSION_COLUMNS)
-    result = daily_summary(events, sessions, summary_date=day).cache()
-    write_partitions(result, settings, "daily_summaries", ["summary_date"])
-    log.info("date written", extra={"target_date": str(day), "rows": result.count()})
+    rows = write_partitions(daily_summary(events, sessions, summary_date=day), settings, "daily_summaries",
+                            ["summary_date"])
+    log.info("date written", extra={"target_date": str(day), "rows": rows})
     return 0
 
 

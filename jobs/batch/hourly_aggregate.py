@@ -33,9 +33,9 @@ def body(spark, settings, args, log) -> int:
     if events is None:
         log.warning("no input for the hour: nothing written", extra={"target_hour": str(hour)})
         return 0
-    result = hourly_aggregates(events_in_hour(events, hour))
-    write_partitions(result, settings, "hourly_aggregates", ["event_date", "hour"])
-    log.info("hour written", extra={"target_hour": str(hour), "rows": result.count()})
+    rows = write_partitions(hourly_aggregates(events_in_hour(events, hour)), settings, "hourly_aggregates",
+                            ["event_date", "hour"])
+    log.info("hour written", extra={"target_hour": str(hour), "rows": rows})
     return 0
 
 

@@ -43,9 +43,9 @@ def body(spark, settings, args, log) -> int:
     if sessions is None:
         sessions = spark.createDataFrame([], "user_id string, duration_seconds double")
     result = user_segments(events, sessions, as_of_date=last, lookback_days=args.lookback_days,
-                           rules=load_segmentation_rules()).cache()
-    write_partitions(result, settings, "user_segments", ["as_of_date"])
-    log.info("segments written", extra={"as_of_date": str(last), "users": result.count()})
+                           rules=load_segmentation_rules())
+    rows = write_partitions(result, settings, "user_segments", ["as_of_date"])
+    log.info("segments written", extra={"as_of_date": str(last), "rows": rows})
     return 0
 
 
