@@ -48,3 +48,9 @@ def test_counting_the_rows_runs_no_extra_spark_job(spark, settings, tmp_path):
     plain = jobs_of("plain", lambda: df.write.partitionBy("summary_date").parquet(str(tmp_path / "plain")))
     counted = jobs_of("counted", lambda: write_partitions(df, settings, "daily", ["summary_date"]))
     assert counted == plain
+
+
+def test_an_empty_result_writes_nothing_and_counts_zero(spark, settings):
+    # An hour with events on its date but none in the hour: the observed count must still arrive.
+    empty = rows(spark, date(2026, 11, 24), 3).filter("n > 100").groupBy("summary_date").count()
+    assert write_partitions(empty, settings, "daily", ["summary_date"]) == 0
