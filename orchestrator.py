@@ -1,13 +1,20 @@
 """Usage: python orchestrator.py [run] [--streaming True|False] [--batch True|False]
                               [--no-streaming] [--no-batch] [--jobs a,b] [--once]
-       python orchestrator.py status
-       python orchestrator.py backfill --job daily_summary --from 2026-11-01 --to 2026-11-07
+       python orchestrator.py status [--intervals JOB]
+       python orchestrator.py start|stop|restart JOB      (a streaming job of the running orchestrator)
+       python orchestrator.py stop                        (the whole orchestrator, gracefully)
+       python orchestrator.py backfill --job daily_summary --from 2026-11-01 --to 2026-11-07 [--force]
 
 Supervises the platform's jobs (configs/jobs.yaml): streaming jobs run continuously under a
-restart policy; batch jobs run on their cron schedules, with missed intervals caught up once.
-Status on http://127.0.0.1:$ORCHESTRATOR_PORT (/health, /status, /metrics) and in
-state/orchestrator/status.json. SIGTERM/SIGINT stop every job gracefully; a second signal
-forces it.
+restart policy; batch jobs run on their cron schedules once their inputs are complete (the
+upstream streaming watermarks passed the interval's end), with missed intervals caught up once,
+consecutive ones in one run. Status on http://127.0.0.1:$ORCHESTRATOR_PORT (/health, /status,
+/metrics) and in state/orchestrator/status.json. SIGTERM/SIGINT stop every job gracefully; a
+second signal forces it.
+
+Exit codes: 0 success; 1 a batch interval failed (or, for status, the orchestrator is unhealthy
+or not running); 2 bad arguments or settings; 75 (--once, backfill) due intervals are still
+waiting for their inputs.
 """
 
 from __future__ import annotations
@@ -28,8 +35,9 @@ import requests
 from configs.logging_config import configure_logging
 from configs.spark_config import SettingsError, load_job_registry, load_settings
 from supervisor.manager import Orchestrator
-from supervisor.scheduler import intervals_between, job_args
+from supervisor.scheduler import Ledger, consecutive_runs, intervals_between, step
 from supervisor.server import serve
+from utils import readiness
 
 DEFAULT_PORT = 8099
 
@@ -53,17 +61,23 @@ def _day(value: str) -> date:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python orchestrator.py", description=__doc__.split("\n\n")[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", nargs="?", default="run", choices=["run", "status", "backfill"])
+    p.add_argument("command", nargs="?", default="run",
+                   choices=["run", "status", "backfill", "start", "stop", "restart"])
+    p.add_argument("job_name", nargs="?", metavar="JOB", help="start/stop/restart: the streaming job")
     p.add_argument("--streaming", type=_bool, default=True, help="run the streaming jobs (default True)")
     p.add_argument("--batch", type=_bool, default=True, help="run the scheduled batch jobs (default True)")
     p.add_argument("--no-streaming", dest="streaming", action="store_false")
     p.add_argument("--no-batch", dest="batch", action="store_false")
     p.add_argument("--jobs", default=None, help="comma-separated job names (default: all enabled)")
-    p.add_argument("--once", action="store_true", help="run the due batch jobs, then exit")
+    p.add_argument("--once", action="store_true",
+                   help="run the due batch intervals whose inputs are ready, then exit (no streaming jobs)")
     p.add_argument("--port", type=int, default=None, help=f"status port (default ORCHESTRATOR_PORT or {DEFAULT_PORT})")
     p.add_argument("--job", help="backfill: the batch job")
     p.add_argument("--from", dest="first", type=_day, help="backfill: first date (YYYY-MM-DD)")
     p.add_argument("--to", dest="last", type=_day, help="backfill: last date, inclusive")
+    p.add_argument("--force", action="store_true",
+                   help="backfill: also run intervals whose inputs are not complete (recorded as forced)")
+    p.add_argument("--intervals", metavar="JOB", help="status: the recent intervals of a batch job, from the ledger")
     return p
 
 
@@ -71,7 +85,19 @@ def _port(args) -> int:
     return args.port or int(os.environ.get("ORCHESTRATOR_PORT", DEFAULT_PORT))
 
 
+def _batch_detail(job: dict) -> str:
+    if job.get("running"):
+        ivs = job["running"]["intervals"]
+        return f"running {ivs[0]}" + (f" .. {ivs[-1]} ({len(ivs)} intervals)" if len(ivs) > 1 else "")
+    if job.get("waiting"):
+        first = job["waiting"][0]
+        return f"{job['intervals']['waiting']} waiting, first {first['interval']}: {first['reason']}"
+    return f"next {job['next_fire']}"
+
+
 def cmd_status(args, settings) -> int:
+    if args.intervals:
+        return cmd_intervals(args.intervals, settings)
     try:
         status = requests.get(f"http://127.0.0.1:{_port(args)}/status", timeout=5).json()
         source = "live"
@@ -85,11 +111,48 @@ def cmd_status(args, settings) -> int:
           f"uptime {status['uptime_seconds']}s, spark master {status['spark_master']}")
     print(f"{'job':22} {'kind':10} {'state':10} {'pid':>8} {'starts':>6} {'fail':>5} {'exit':>5}  detail")
     for name, job in status["jobs"].items():
-        detail = f"next {job['next_fire']}" if job["kind"] == "batch" else f"uptime {job['uptime_seconds']}s"
-        print(f"{name:22} {job['kind']:10} {job['state']:10} {job.get('pid') or '-':>8} "
-              f"{job.get('starts', job.get('succeeded', 0)):>6} {job.get('failures', job.get('failed', 0)):>5} "
-              f"{job.get('last_exit_code') if job.get('last_exit_code') is not None else '-':>5}  {detail}")
+        if job["kind"] == "batch":
+            counts = job["intervals"]
+            print(f"{name:22} {'batch':10} {job['state']:10} {job.get('pid') or '-':>8} "
+                  f"{counts['succeeded']:>6} {counts['failed']:>5} {'-':>5}  {_batch_detail(job)}")
+            continue
+        code = job.get("last_exit_code")
+        print(f"{name:22} {'streaming':10} {job['state']:10} {job.get('pid') or '-':>8} {job['starts']:>6} "
+              f"{job['failures']:>5} {code if code is not None else '-':>5}  uptime {job['uptime_seconds']}s")
     return 0 if status["healthy"] else 1
+
+
+def cmd_intervals(job: str, settings, limit: int = 48) -> int:
+    """The recent intervals of a batch job, from the ledger (whether the orchestrator runs or not)."""
+    path = settings.state_root / "orchestrator" / "ledger.sqlite"
+    rows = Ledger(path).rows(job, limit=limit) if path.exists() else []
+    if not rows:
+        print(f"orchestrator: no intervals of {job!r} in {path}", file=sys.stderr)
+        return 1
+    print(f"{'interval':26} {'status':10} {'att':>3} {'read':>9} {'written':>8} {'secs':>6} {'forced':6}  "
+          f"ready at / watermark / reason")
+    for r in rows:
+        detail = r["reason"] or " ".join(f"{k}={v}" for k, v in (r["watermarks"] or {}).items())
+        read, written, secs = ("-" if r[k] is None else r[k] for k in ("rows_read", "rows_written", "duration_s"))
+        print(f"{r['interval_start']:26} {r['status']:10} {r['attempts']:>3} {read:>9} {written:>8} {secs:>6} "
+              f"{'yes' if r['forced'] else 'no':6}  {r['ready_at'] or '-'}  {detail}")
+    return 0
+
+
+def cmd_control(args) -> int:
+    """start/stop/restart JOB, or stop (the orchestrator), through the running orchestrator's endpoint."""
+    if args.command != "stop" and not args.job_name:
+        print(f"orchestrator: error: {args.command} needs a JOB", file=sys.stderr)
+        return 2
+    path = f"/jobs/{args.job_name}/{args.command}" if args.job_name else "/shutdown"
+    try:
+        reply = requests.post(f"http://127.0.0.1:{_port(args)}{path}", timeout=10)
+    except requests.RequestException:
+        print(f"orchestrator: not running (nothing answers on 127.0.0.1:{_port(args)})", file=sys.stderr)
+        return 1
+    message = reply.json().get("message", reply.text) if reply.content else ""
+    print(f"orchestrator: {message}", file=sys.stdout if reply.ok else sys.stderr)
+    return 0 if reply.ok else 1
 
 
 def select_jobs(args, registry) -> tuple[list[str], list[str]]:
@@ -107,6 +170,8 @@ def select_jobs(args, registry) -> tuple[list[str], list[str]]:
 
 
 def cmd_backfill(args, settings, registry, log) -> int:
+    """Every interval of [--from, --to] whose inputs are complete (all of them with --force), in
+    ranges of consecutive intervals, one Spark application per range (at most `max_range` long)."""
     if not args.job or registry.get(args.job) is None or registry[args.job].kind != "batch":
         batch = ", ".join(n for n, s in registry.items() if s.kind == "batch")
         print(f"orchestrator: error: --job must be one of: {batch}", file=sys.stderr)
@@ -119,17 +184,31 @@ def cmd_backfill(args, settings, registry, log) -> int:
     last = datetime.combine(args.last, datetime.min.time(), tzinfo=UTC)
     if spec.interval == "hour":
         last = last.replace(hour=23)
+    ended = datetime.now(UTC) - step(spec.interval)  # only intervals that have ended
+    starts = [s for s in intervals_between(first, last, spec.interval) if s <= ended]
+    current = readiness.watermarks(spec, settings.state_root)
+    checks = {s: readiness.check(spec, s, current=current) for s in starts}
+    runnable = [s for s in starts if args.force or checks[s].ready]
     orch = Orchestrator(settings, registry, streaming=[], batch=[args.job])
     failures = 0
-    for interval in intervals_between(first, last, spec.interval):
-        orch.start_batch(args.job, interval)
+    for chunk in consecutive_runs(runnable, spec.interval, spec.max_range):
+        run = orch.start_batch(args.job, chunk, force=args.force, watermarks=checks[chunk[0]].watermarks)
         while orch.batch_runs:
             orch._reap_batches()
             time.sleep(0.5)
-        status = orch.ledger.status(args.job, interval)
-        print(f"backfill {args.job} {' '.join(job_args(spec, interval)[-2:])}: {status[0]}")
-        failures += status[0] != "succeeded"
-    return 1 if failures else 0
+        rows = {r["interval_start"]: r for r in orch.ledger.rows(args.job) if r["run_id"] == run.run_id}
+        for s in chunk:
+            r = rows.get(s.isoformat(), {})
+            figures = (f" ({r['rows_written']:,} rows written, {r['rows_read']:,} read)"
+                       if r.get("rows_written") is not None and r.get("rows_read") is not None else "")
+            print(f"backfill {args.job} {s.isoformat()}: {r.get('status', '?')}{figures}", flush=True)
+            failures += r.get("status") != "succeeded"
+    waiting = [s for s in starts if s not in runnable]
+    for s in waiting:
+        print(f"backfill {args.job} {s.isoformat()}: not ready, skipped ({checks[s].reason})")
+    if waiting:
+        print(f"backfill: {len(waiting)} intervals not ready; run again later, or pass --force", file=sys.stderr)
+    return 1 if failures else (readiness.NOT_READY_EXIT_CODE if waiting else 0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,14 +221,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "status":
         return cmd_status(args, settings)
+    if args.command in ("start", "stop", "restart"):
+        return cmd_control(args)
     log = configure_logging("orchestrator", log_dir=settings.log_dir)
     if args.command == "backfill":
         return cmd_backfill(args, settings, registry, log)
     streaming, batch = select_jobs(args, registry)
+    if args.once:
+        streaming = []  # --once runs due batch intervals only
     orch = Orchestrator(settings, registry, streaming=streaming, batch=batch, once=args.once)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: orch.request_shutdown(signum))
-    server = serve(orch.status, os.environ.get("ORCHESTRATOR_HOST", "127.0.0.1"), _port(args))
+    server = serve(orch.status, os.environ.get("ORCHESTRATOR_HOST", "127.0.0.1"), _port(args), control=orch.control)
     log.info("orchestrator started", extra={"streaming": streaming, "batch": batch, "port": _port(args)})
     try:
         return orch.run()

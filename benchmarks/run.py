@@ -37,8 +37,7 @@ from pathlib import Path
 import psutil
 from pyspark.sql import functions as F
 
-from configs.spark_config import PROJECT_ROOT, TOPICS, load_settings
-from supervisor.health import interval_seconds
+from configs.spark_config import PROJECT_ROOT, TOPICS, duration_seconds, load_settings
 from tools import stack
 from utils import transformations as X
 
@@ -440,8 +439,8 @@ def bench_sustained(rate: float, seconds: int) -> dict:
         "app_events_per_s": round(wanted / (gen_end - gen_start)),
         "processed_app_events_per_s": round(in_window / (gen_end - gen_start)),
         "drained_s_after_generator": round(drained - gen_end, 1),
-        "kept_up": drained - gen_end <= 2 * interval_seconds(settings.trigger_interval),
-        "trigger_s": interval_seconds(settings.trigger_interval), "batches": len(during),
+        "kept_up": drained - gen_end <= 2 * duration_seconds(settings.trigger_interval),
+        "trigger_s": duration_seconds(settings.trigger_interval), "batches": len(during),
         "batch_ms_p50": _percentile(durations, 0.5), "batch_ms_p95": _percentile(durations, 0.95),
         "peak_rss_mib": rss.mib(),
         "files_per_date_partition_per_hour": round(len(files) / hours / max(1, len({f.parent for f in files}))),

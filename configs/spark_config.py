@@ -39,10 +39,19 @@ _SECRET_KEY = re.compile(r"password|secret|jaas|token|key$|credential", re.IGNOR
 TOPICS = ("app_events", "clickstream", "cdc_changes", "external_data")
 
 
+_UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
 def _check_duration(value: str) -> str:
     if not _DURATION.match(value.strip()):
         raise ValueError(f"expected an interval such as '2 minutes', got {value!r}")
     return value.strip()
+
+
+def duration_seconds(text: str) -> float:
+    """'10 seconds' -> 10.0, '2 minutes' -> 120.0 (the format every duration setting uses)."""
+    number, unit = _check_duration(text).split()
+    return int(number) * _UNIT_SECONDS[unit.rstrip("s")]
 
 
 def _check_memory(value: str) -> str:
@@ -246,6 +255,29 @@ class RestartPolicy(BaseModel):
     stale_progress_min_seconds: float = Field(default=600.0, ge=0)
 
 
+class Upstream(BaseModel):
+    """A streaming query whose output a batch job reads: an interval of the batch job is ready
+    once this query has committed a micro-batch whose event-time watermark is at least the
+    interval's end plus `margin` (utils/readiness.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    job: str
+    query: str
+    # Extra event time the watermark must pass, e.g. for sessions that close a gap after their
+    # last click and may run past the end of the day.
+    margin: str = "0 seconds"
+
+    @field_validator("margin")
+    @classmethod
+    def _margin(cls, value: str) -> str:
+        return _check_duration(value)
+
+    @property
+    def label(self) -> str:
+        return f"{self.job}/{self.query}"
+
+
 class JobSpec(BaseModel):
     """One entry of the job registry."""
 
@@ -259,6 +291,10 @@ class JobSpec(BaseModel):
     # Batch only: a cron expression (UTC) and the interval a run covers.
     schedule: str | None = None
     interval: Literal["hour", "day"] | None = None
+    # Batch only: the streaming queries whose outputs it reads (readiness), and how many
+    # intervals one run (one Spark application) may cover in a catch-up or backfill.
+    upstream: tuple[Upstream, ...] = ()
+    max_range: int = Field(default=1, ge=1)
     restart: RestartPolicy = RestartPolicy()
     enabled: bool = True
 
@@ -294,4 +330,8 @@ def load_job_registry(path: Path | None = None) -> dict[str, JobSpec]:
     for name, spec in (raw.get("jobs") or {}).items():
         restart = {**defaults.get("restart", {}), **(spec.pop("restart", None) or {})}
         jobs[name] = JobSpec(name=name, restart=RestartPolicy(**restart), **spec)
+    for spec in jobs.values():
+        for up in spec.upstream:
+            if up.job not in jobs or jobs[up.job].kind != "streaming":
+                raise ValueError(f"job {spec.name!r}: upstream {up.job!r} is not a streaming job of the registry")
     return jobs

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
 
 import requests
 
-from utils.spark_utils import read_progress_file
-
-_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
-
-
-def interval_seconds(text: str) -> float:
-    """'10 seconds' -> 10.0"""
-    m = re.match(r"^\s*(\d+)\s+(second|minute|hour|day)s?\s*$", text)
-    if not m:
-        raise ValueError(f"not an interval: {text!r}")
-    return int(m.group(1)) * _SECONDS[m.group(2)]
+from utils.progress import last_progress
 
 
 def master_ui_url(master_url: str) -> str | None:
@@ -26,8 +17,6 @@ def master_ui_url(master_url: str) -> str | None:
     m = re.match(r"^spark://([^:/]+)(?::\d+)?", master_url)
     if not m:
         return None
-    import os
-
     return f"http://{m.group(1)}:{os.environ.get('SPARK_MASTER_WEBUI_PORT', '8080')}"
 
 
@@ -46,12 +35,6 @@ def spark_master(master_url: str, timeout: float = 3.0) -> dict:
         "alive_workers": sum(1 for w in state.get("workers", []) if w.get("state") == "ALIVE"),
         "apps": sorted(a["name"] for a in state.get("activeapps", [])),
     }
-
-
-def last_progress(progress_file: Path) -> float | None:
-    """When the job last reported progress (or idleness) for any query, epoch seconds."""
-    times = [q["logged_at"] for q in read_progress_file(progress_file).values() if q.get("logged_at")]
-    return max(times) if times else None
 
 
 def is_stale(progress_file: Path, *, started_at: float, stale_after: float, now: float | None = None) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import signal
 import sys
 import threading
@@ -15,10 +16,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from configs.spark_config import PROJECT_ROOT, JobSpec, Settings
+from configs.spark_config import PROJECT_ROOT, JobSpec, Settings, duration_seconds
 from supervisor import health
 from supervisor.process import Child, State, SupervisedProcess, spawn
-from supervisor.scheduler import Ledger, Scheduler, job_args
+from supervisor.scheduler import Ledger, Scheduler, consecutive_runs, job_args
+from utils import readiness
+from utils.progress import last_progress, progress_path
 from utils.spark_utils import spark_submit_command, spark_submit_env
 
 log = logging.getLogger("orchestrator")
@@ -35,10 +38,35 @@ def job_command(spec: JobSpec, settings: Settings, extra_args: list[str] | None 
 
 @dataclass
 class BatchRun:
+    """One batch run: a range of consecutive intervals in one Spark application."""
+
     job: str
-    interval: datetime
+    intervals: list[datetime]
     child: Child
     started: float
+    run_id: str
+    result_file: Path
+
+    @property
+    def label(self) -> str:
+        first, last = self.intervals[0].isoformat(), self.intervals[-1].isoformat()
+        return first if first == last else f"{first} .. {last}"
+
+
+def read_results(path: Path) -> dict[str, dict]:
+    """The per-interval outcomes a batch run reported (utils/batch_job.py), by interval start."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return {}
+    out = {}
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by a killed run
+            continue
+        out[datetime.fromisoformat(record["interval"]).astimezone(UTC).isoformat()] = record
+    return out
 
 
 @dataclass
@@ -53,6 +81,14 @@ class Orchestrator:
     processes: dict[str, SupervisedProcess] = field(default_factory=dict)
     batch_runs: dict[str, BatchRun] = field(default_factory=dict)
     batch_failures_at: dict[str, float] = field(default_factory=dict)
+    # Due intervals that are not ready, per job: interval -> reason (also in the ledger).
+    waiting: dict[str, dict[datetime, str]] = field(default_factory=dict)
+    # Jobs with a due, ready interval not started yet (--once waits for these).
+    ready_pending: set[str] = field(default_factory=set)
+    batch_hold_until: dict[str, float] = field(default_factory=dict)
+    batch_failed: int = 0
+    # Operator commands from the HTTP thread, applied by the main loop (one thread drives the states).
+    commands: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
     started_at: float = 0.0
     shutting_down: threading.Event = field(default_factory=threading.Event)
     forced: bool = False
@@ -62,10 +98,12 @@ class Orchestrator:
         state_dir = self.settings.state_root / "orchestrator"
         state_dir.mkdir(parents=True, exist_ok=True)
         self.status_file = state_dir / "status.json"
+        self.runs_dir = state_dir / "runs"
+        self.runs_dir.mkdir(exist_ok=True)
         self.ledger = Ledger(state_dir / "ledger.sqlite")
         self.scheduler = Scheduler(self.jobs, self.ledger, catchup=timedelta(
             hours=float(os.environ.get("ORCHESTRATOR_CATCHUP_HOURS", "24"))))
-        self.trigger_seconds = health.interval_seconds(self.settings.trigger_interval)
+        self.trigger_seconds = duration_seconds(self.settings.trigger_interval)
         for name in self.streaming:
             spec = self.jobs[name]
             self.processes[name] = SupervisedProcess(
@@ -80,12 +118,43 @@ class Orchestrator:
                      log_path=self.settings.log_dir / "orchestrator" / f"{spec.name}.out")
 
     def _progress_file(self, name: str) -> Path:
-        return self.settings.state_root / "progress" / f"{name}.json"
+        return progress_path(self.settings.state_root, name)
 
     # -- one tick of the loop ----------------------------------------------------------------------
 
+    def control(self, action: str, name: str | None) -> tuple[int, str]:
+        """An operator's request (HTTP thread): validated here, applied by the next tick."""
+        if action == "shutdown":
+            self.request_shutdown(signal.SIGTERM)
+            return 202, "graceful shutdown requested"
+        if name not in self.processes:
+            known = ", ".join(self.processes) or "none"
+            kind = "a batch job (it runs on its schedule; see backfill)" if name in self.jobs else "unknown"
+            return 404, f"{name!r} is {kind}; streaming jobs of this orchestrator: {known}"
+        self.commands.put((action, name))
+        return 202, f"{action} {name} requested (state {self.processes[name].state.value})"
+
+    def _apply_commands(self) -> None:
+        while True:
+            try:
+                action, name = self.commands.get_nowait()
+            except queue.Empty:
+                return
+            proc = self.processes[name]
+            log.info("%s: operator requested %s in state %s", name, action, proc.state.value,
+                     extra={"job_name": name, "action": action})
+            if action == "start":
+                if proc.state is State.BACKOFF:
+                    proc.stop("operator start: skip the backoff")
+                proc.start()
+            elif action == "stop":
+                proc.stop("operator stop")
+            else:
+                proc.restart("operator restart")
+
     def tick(self) -> None:
         now = self.clock()
+        self._apply_commands()
         for name, proc in self.processes.items():
             proc.tick()
             if proc.state is State.RUNNING and proc.stats.last_start and proc.policy.stale_progress_triggers:
@@ -100,26 +169,63 @@ class Orchestrator:
         self._reap_batches()
 
     def _schedule_batches(self) -> None:
-        now_dt = datetime.fromtimestamp(self.clock(), UTC)
+        now = self.clock()
+        now_dt = datetime.fromtimestamp(now, UTC)
+        job_states = {n: p.state.value for n, p in self.processes.items()}
         for name in self.batch:
             if name in self.batch_runs:
                 continue  # at most one run of a job at a time
             spec = self.jobs[name]
             failed_at = self.batch_failures_at.get(name)
-            if failed_at and self.clock() - failed_at < spec.restart.backoff_initial_seconds:
+            if failed_at and (self.once or now - failed_at < spec.restart.backoff_initial_seconds):
+                self.ready_pending.discard(name)  # --once: one attempt per invocation
+                continue
+            if now < self.batch_hold_until.get(name, 0.0):
                 continue
             due = self.scheduler.due(name, now_dt)
-            if due:
-                self.start_batch(name, due[0])
+            current = readiness.watermarks(spec, self.settings.state_root)
+            checks = [readiness.check(spec, i, current=current, job_states=job_states) for i in due]
+            self._record_waiting(name, {c.start: c.reason for c in checks if not c.ready}, now_dt)
+            ready = [c for c in checks if c.ready]
+            if not ready:
+                self.ready_pending.discard(name)
+                continue
+            self.ready_pending.add(name)
+            first = consecutive_runs([c.start for c in ready], spec.interval, spec.max_range)[0]
+            self.start_batch(name, first, watermarks=ready[0].watermarks)
 
-    def start_batch(self, name: str, interval: datetime) -> None:
+    def _record_waiting(self, name: str, waiting: dict[datetime, str], now_dt: datetime) -> None:
+        """Due but not ready: kept for the status, and in the ledger when the reason changes."""
+        known = self.waiting.get(name, {})
+        for interval, reason in waiting.items():
+            if known.get(interval) != reason:
+                self.ledger.mark_waiting(name, interval, reason, now_dt)
+        for interval in set(known) - set(waiting):
+            log.info("%s: %s is ready", name, interval.isoformat(), extra={"job_name": name})
+        if waiting and not known:
+            first = min(waiting)
+            log.info("%s: %d due intervals wait for their inputs, the first %s: %s", name, len(waiting),
+                     first.isoformat(), waiting[first], extra={"job_name": name})
+        self.waiting[name] = waiting
+
+    def start_batch(self, name: str, intervals: list[datetime], *, force: bool = False,
+                    watermarks: dict | None = None) -> BatchRun:
+        """One run over consecutive `intervals` (one Spark application); their outcome per
+        interval comes back through the run's result file."""
         spec = self.jobs[name]
-        args = job_args(spec, interval)
-        self.ledger.mark_running(name, interval, datetime.fromtimestamp(self.clock(), UTC))
+        run_id = uuid.uuid4().hex[:12]
+        result_file = self.runs_dir / f"{name}-{run_id}.jsonl"
+        args = [*job_args(spec, intervals[0], intervals[-1]), "--result-file", str(result_file),
+                *(["--force"] if force else [])]
+        now_dt = datetime.fromtimestamp(self.clock(), UTC)
+        for interval in intervals:
+            self.ledger.mark_running(name, interval, now_dt, run_id=run_id, watermarks=watermarks, forced=force)
         child = self.spawner(spec, args)
-        self.batch_runs[name] = BatchRun(name, interval, child, self.clock())
-        log.info("%s: batch run started for %s (pid %s)", name, interval.isoformat(), child.pid,
-                 extra={"job_name": name, "interval": interval.isoformat()})
+        run = BatchRun(name, list(intervals), child, self.clock(), run_id, result_file)
+        self.batch_runs[name] = run
+        log.info("%s: batch run started for %s (%d intervals, pid %s)", name, run.label, len(intervals), child.pid,
+                 extra={"job_name": name, "interval": run.label, "run_id": run_id})
+        return run
 
     def _reap_batches(self) -> None:
         for name, run in list(self.batch_runs.items()):
@@ -128,14 +234,43 @@ class Orchestrator:
                 continue
             run.child.reap_group()
             del self.batch_runs[name]
-            self.ledger.mark_done(name, run.interval, code, datetime.fromtimestamp(self.clock(), UTC))
-            level = logging.INFO if code == 0 else logging.ERROR
-            log.log(level, "%s: batch run for %s exited %s after %.0fs", name, run.interval.isoformat(),
+            failed = self._record_outcome(run, code)
+            level = logging.ERROR if failed else logging.INFO
+            log.log(level, "%s: batch run for %s exited %s after %.0fs", name, run.label,
                     code, self.clock() - run.started, extra={"job_name": name, "exit_code": code})
-            if code:
+            if failed:
+                self.batch_failed += failed
                 self.batch_failures_at[name] = self.clock()
             else:
                 self.batch_failures_at.pop(name, None)
+            if code == readiness.NOT_READY_EXIT_CODE:
+                # The job found an input incomplete after all: look again in a while, not at once.
+                self.batch_hold_until[name] = self.clock() + 30
+
+    def _record_outcome(self, run: BatchRun, code: int) -> int:
+        """Each interval of a finished run into the ledger; the number that failed."""
+        now_dt = datetime.fromtimestamp(self.clock(), UTC)
+        results = read_results(run.result_file)
+        failed = 0
+        for interval in run.intervals:
+            result = results.get(interval.isoformat())
+            if result and result["status"] == "written":
+                figures = {k: result.get(k) for k in ("rows_read", "rows_written", "duration_s", "app_id",
+                                                      "watermarks", "forced")}
+                self.ledger.mark_done(run.job, interval, 0, now_dt, succeeded=True,
+                                      **{k: v for k, v in figures.items() if v not in (None, {})})
+            elif (result and result["status"] == "not_ready") or (code == readiness.NOT_READY_EXIT_CODE
+                                                                    and not result):
+                self.ledger.mark_not_ready(run.job, interval, (result or {}).get("reason", "not ready"), now_dt)
+            elif code == 0 and not results:
+                # A batch script that does not report per interval: exit 0 covers all of them.
+                self.ledger.mark_done(run.job, interval, 0, now_dt, succeeded=True,
+                                      duration_s=round(self.clock() - run.started, 2))
+            else:
+                failed += 1
+                self.ledger.mark_done(run.job, interval, code or 1, now_dt, succeeded=False,
+                                      reason=f"exit code {code}" if code else "no outcome reported")
+        return failed
 
     # -- life cycle ----------------------------------------------------------------------------------
 
@@ -190,6 +325,8 @@ class Orchestrator:
                 and not self.batch_runs)
 
     def run(self, poll_seconds: float = 1.0, status_every: float = 5.0) -> int:
+        """Until a signal (or, with --once, until no due interval is ready or running). Exit code:
+        0, or 1 when a batch interval failed, or 75 (--once) when due intervals still wait."""
         self.start()
         next_status = 0.0
         while not self.shutting_down.is_set():
@@ -197,35 +334,42 @@ class Orchestrator:
             if self.clock() >= next_status:
                 self.write_status()
                 next_status = self.clock() + status_every
-            if self.once and not self.batch_runs and not self._any_batch_due() \
-                    and all(p.state in (State.EXITED, State.FATAL, State.STOPPED) for p in self.processes.values()):
+            if self.once and not self.batch_runs and not self.ready_pending:
                 break
             self.shutting_down.wait(poll_seconds)
         self.shutdown(max((self.jobs[n].restart.stop_timeout_seconds for n in self.processes), default=30.0))
+        if self.batch_failed:
+            return 1
+        if self.once and any(self.waiting.values()):
+            return readiness.NOT_READY_EXIT_CODE
         return 0
-
-    def _any_batch_due(self) -> bool:
-        now_dt = datetime.fromtimestamp(self.clock(), UTC)
-        return any(self.scheduler.due(n, now_dt) for n in self.batch)
 
     # -- reporting -----------------------------------------------------------------------------------
 
     def status(self) -> dict:
         now = self.clock()
         jobs = {n: {**p.snapshot(), "kind": "streaming",
-                    "last_progress": health.last_progress(self._progress_file(n))}
+                    "last_progress": last_progress(self._progress_file(n))}
                 for n, p in self.processes.items()}
         now_dt = datetime.fromtimestamp(now, UTC)
         for name in self.batch:
-            rows = self.ledger.rows(name)
             run = self.batch_runs.get(name)
+            waiting = self.waiting.get(name, {})
+            finished = [r for r in self.ledger.rows(name, limit=50) if r["finished_at"]]
+            last = max(finished, key=lambda r: r["finished_at"]) if finished else None
+            counts = self.ledger.counts(name)
             jobs[name] = {
-                "name": name, "kind": "batch", "state": "RUNNING" if run else "IDLE",
-                "running_interval": run.interval.isoformat() if run else None,
+                "name": name, "kind": "batch",
+                "state": "RUNNING" if run else ("WAITING" if waiting else "IDLE"),
                 "pid": run.child.pid if run else None,
-                "succeeded": sum(r["status"] == "succeeded" for r in rows),
-                "failed": sum(r["status"] == "failed" for r in rows),
-                "last_run": rows[-1] if rows else None,
+                "running": {"run_id": run.run_id, "intervals": [i.isoformat() for i in run.intervals],
+                            "uptime_seconds": round(now - run.started, 1)} if run else None,
+                "intervals": {s: counts.get(s, 0) for s in ("succeeded", "failed", "waiting", "running")},
+                # A due, ready interval about to start (the next tick): the job is not done yet.
+                "ready_pending": name in self.ready_pending and not run,
+                "rows_written": self.ledger.rows_written(name),
+                "waiting": [{"interval": i.isoformat(), "reason": r} for i, r in sorted(waiting.items())[:5]],
+                "last_run": last,
                 "next_fire": self.scheduler.next_fire(name, now_dt).isoformat(),
             }
         fatal = [n for n, p in self.processes.items() if p.state is State.FATAL]

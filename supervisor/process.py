@@ -167,6 +167,7 @@ class SupervisedProcess:
     stop_deadline: float = 0.0
     running_since: float | None = None
     _restart_after_stop: bool = False
+    _start_after_stop: bool = False
     _stop_reason: str = ""
 
     # -- the one choke point ---------------------------------------------------------------------
@@ -185,16 +186,26 @@ class SupervisedProcess:
             self.stats.consecutive_failures = 0
             self._spawn()
 
+    def restart(self, reason: str = "restart requested") -> None:
+        """An operator's restart: stop gracefully, then start again at once (not a failure)."""
+        if self.state in (State.STARTING, State.RUNNING) and self.child is not None:
+            self._start_after_stop = True
+            self.stop(reason)
+        elif self.state is not State.STOPPING:
+            self.stop(reason)
+            self.start()
+
     def stop(self, reason: str = "stop requested") -> None:
         """SIGTERM to the process group; SIGKILL follows after the policy's stop timeout."""
+        self._start_after_stop = self._start_after_stop and self.state in (State.STARTING, State.RUNNING)
         if self.state in (State.STARTING, State.RUNNING) and self.child is not None:
             self.child.signal_group(signal.SIGTERM)
             self.stop_deadline = self.clock() + self.policy.stop_timeout_seconds
             self._stop_reason = reason
             # RUNNING -> STOPPING / STARTING -> STOPPING
             self._change_state(State.STOPPING, reason)
-        elif self.state is State.BACKOFF:
-            # BACKOFF -> STOPPED: the pending restart is cancelled
+        elif self.state in (State.BACKOFF, State.FATAL, State.EXITED):
+            # BACKOFF -> STOPPED: the pending restart is cancelled; FATAL/EXITED -> STOPPED: cleared
             self._change_state(State.STOPPED, reason)
 
     def restart_unhealthy(self, reason: str) -> None:
@@ -266,6 +277,9 @@ class SupervisedProcess:
             else:
                 # STOPPING -> STOPPED
                 self._change_state(State.STOPPED, f"exit code {code}")
+                if self._start_after_stop:
+                    self._start_after_stop = False
+                    self.start()
         elif now >= self.stop_deadline:
             log.warning("%s: did not stop within %.0fs, sending SIGKILL", self.name,
                         self.policy.stop_timeout_seconds)

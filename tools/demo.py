@@ -3,32 +3,33 @@
 The whole platform on the native local stack, end to end:
   1. start the stack (Kafka broker, Spark master + 2 workers) and fresh topics;
   2. generate a few hours of event time (with malformed, duplicate and late records);
-  3. run the orchestrator with the four streaming jobs until they have caught up;
-  4. run the batch jobs for the generated hours and day(s) (orchestrator backfill);
-  5. print a report of the outputs and where to look.
+  3. run the orchestrator: the four streaming jobs, and the batch jobs on their schedules, which
+     catch up the last ORCHESTRATOR_CATCHUP_HOURS (32 here) as soon as their inputs are complete;
+  4. wait until the streaming jobs have caught up and every ready batch interval has run;
+  5. print a report of the outputs (and of the intervals still waiting) and where to look.
 The stack and the orchestrator are left running for exploration unless --stop is given.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-from configs.spark_config import PROJECT_ROOT, TOPICS, load_settings
+from configs.spark_config import PROJECT_ROOT, TOPICS, load_job_registry, load_settings
 from orchestrator import DEFAULT_PORT
 from tools import stack
 from tools.report import render
-from utils.spark_utils import read_progress_file
+from utils.progress import progress_path, read_progress_file
 
 PID_FILE = stack.RUN_DIR / "orchestrator.pid"  # read by tools.stack down (stack.CLIENTS)
+# Event time the demo generates, ending now: every hour of it is complete once the watermarks pass,
+# and it always holds a whole day or most of one (yesterday, or the day before just after midnight).
+EVENT_HOURS = 30
 
 
 def say(step: str) -> None:
@@ -56,12 +57,22 @@ def stop_previous_orchestrator() -> None:
         stack.stop(client, timeout=150)
 
 
+def upstream_queries() -> dict[str, set[str]]:
+    """The streaming queries the batch jobs read (the registry's `upstream`), by job."""
+    out: dict[str, set[str]] = {}
+    for spec in load_job_registry().values():
+        for up in spec.upstream:
+            out.setdefault(up.job, set()).add(up.query)
+    return out
+
+
 def caught_up(settings, jobs: list[str]) -> tuple[bool, str]:
-    """Every query of every job has processed data and then reported an empty batch."""
-    states = []
+    """Every query of every job has processed data and then reported an empty batch; the
+    queries the batch jobs read are among them, so their watermarks are final for the data."""
+    states, required = [], upstream_queries()
     for job in jobs:
-        queries = read_progress_file(settings.state_root / "progress" / f"{job}.json")
-        if not queries:
+        queries = read_progress_file(progress_path(settings.state_root, job))
+        if not queries or required.get(job, set()) - set(queries):
             states.append(f"{job}: starting")
             continue
         idle = all(q.get("idle") for q in queries.values())
@@ -85,67 +96,44 @@ def wait_until_caught_up(settings, orch: subprocess.Popen, timeout: float) -> bo
     return done
 
 
-def batch_lanes(start: datetime, end: datetime) -> dict[str, list[list[str]]]:
-    """Independent lanes of batch commands; a lane's commands run in order."""
-    py = sys.executable
-    # The generated event time ends at `end` (on the hour): the hour before it is full of events.
-    # `orchestrator.py backfill --job hourly_aggregate` covers every hour of a range of days.
-    last_full = end - timedelta(hours=1)
-    hourly = [[py, "jobs/batch/hourly_aggregate.py", "--target-hour", last_full.strftime("%Y-%m-%d %H:00:00")]]
-    backfill = [py, "orchestrator.py", "backfill", "--job"]
-    return {
-        "hourly_aggregate": hourly,
-        "daily_summary": [[*backfill, "daily_summary", "--from", start.date().isoformat(),
-                           "--to", end.date().isoformat()]],
-        "user_segmentation": [[*backfill, "user_segmentation", "--from", end.date().isoformat(),
-                               "--to", end.date().isoformat()]],
-    }
+def batch_done(status: dict) -> bool:
+    """No batch run in flight and no ready interval about to start: what is left waits for data."""
+    batch = [j for j in status["jobs"].values() if j["kind"] == "batch"]
+    return bool(batch) and not any(j["state"] == "RUNNING" or j["ready_pending"] for j in batch)
 
 
-def outcomes(log_file: Path, offset: int) -> list[str]:
-    """What a batch job said it wrote, or why it wrote nothing, in its JSON log after `offset`."""
-    if not log_file.exists():
-        return []
-    with log_file.open("rb") as f:
-        f.seek(offset)
-        lines = f.read().decode(errors="replace").splitlines()
-    said = []
-    for line in lines:
+def batch_summary(name: str, job: dict) -> str:
+    """One line per batch job from the orchestrator's status: what ran, and what still waits (why)."""
+    counts = job["intervals"]
+    line = f"    {name}: {counts['succeeded']} intervals succeeded ({job['rows_written']:,} rows written)"
+    if counts["failed"]:
+        line += f", {counts['failed']} FAILED"
+    if job["waiting"]:
+        first = job["waiting"][0]
+        line += f"; {counts['waiting']} waiting for their inputs, first {first['interval']}: {first['reason']}"
+    return line
+
+
+def wait_for_batches(status_url: str, orch: subprocess.Popen, timeout: float) -> dict | None:
+    """The orchestrator's status once every ready batch interval has run (None on timeout)."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and orch.poll() is None:
         try:
-            r = json.loads(line)
-        except json.JSONDecodeError:  # a line a crashing JVM or Python printed into the log
-            continue
-        if isinstance(r, dict) and "written" in r.get("message", ""):
-            what = r.get("target_hour") or r.get("target_date") or r.get("as_of_date")
-            said.append(f"{what}: {r['message']}" + (f", {r['rows']:,} rows" if "rows" in r else ""))
-    return said
-
-
-def run_batch_jobs(start: datetime, end: datetime, log_dir: Path) -> bool:
-    """The lanes side by side: each job spends much of its time starting a JVM and waiting for
-    executors, so running them together roughly halves this step on two cores."""
-    def run(lane: str, commands: list[list[str]]) -> bool:
-        t = time.monotonic()
-        log_file = log_dir / f"{lane}.log"
-        offset = log_file.stat().st_size if log_file.exists() else 0
-        with (log_dir / f"demo-{lane}.out").open("w") as out:
-            ok = all(subprocess.run(c, cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                    check=False).returncode == 0
-                     for c in commands)
-        said = "; ".join(outcomes(log_file, offset))
-        print(f"    {lane}: {'done' if ok else 'FAILED'} in {time.monotonic() - t:.0f} s"
-              + (f" ({said})" if said else ""), flush=True)
-        return ok
-
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        results = list(pool.map(lambda item: run(*item), batch_lanes(start, end).items()))
-    return all(results)
+            status = requests.get(f"{status_url}/status", timeout=5).json()
+        except requests.RequestException:
+            status = None
+        if status and batch_done(status):
+            return status
+        time.sleep(3)
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.demo", description=__doc__.split("\n\n")[1])
     parser.add_argument("--app-events", type=int, default=12_000,
-                        help="app events to generate (default 12000: about 85 minutes of event time, "
+                        help=f"app events to generate over the last {EVENT_HOURS} hours (default 12000: "
                              "with clicks, CDC and external data about 21,000 records)")
     parser.add_argument("--keep-data", action="store_true", help="keep earlier outputs and topics")
     parser.add_argument("--stop", action="store_true", help="stop the orchestrator and the stack at the end")
@@ -166,19 +154,23 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(path, ignore_errors=True)
         reset_topics(settings)
 
-    say(f"2/5 generating {args.app_events:,} app events (+ clicks, CDC, external data, faults)")
-    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    span = timedelta(minutes=args.app_events / 7.0 / 20.0)
-    start = hour - timedelta(hours=1) - span
+    say(f"2/5 generating {args.app_events:,} app events over the last {EVENT_HOURS} hours "
+        "(+ clicks, CDC, external data, faults)")
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=EVENT_HOURS)
+    # About 8.5 app events per session (measured): spread the sessions so that the events fill the hours.
+    per_minute = args.app_events / 8.5 / (EVENT_HOURS * 60)
     subprocess.run([sys.executable, "-m", "tools.generate_events", "--app-events", str(args.app_events),
-                    "--start", start.isoformat(), "--malformed-rate", "0.01", "--duplicate-rate", "0.01",
-                    "--late-rate", "0.005"], check=True, cwd=PROJECT_ROOT)
+                    "--start", start.isoformat(), "--sessions-per-minute", f"{per_minute:.3f}",
+                    "--malformed-rate", "0.01", "--duplicate-rate", "0.01", "--late-rate", "0.005"],
+                   check=True, cwd=PROJECT_ROOT)
 
     log_dir = settings.log_dir
     status_url = f"http://127.0.0.1:{os.environ.get('ORCHESTRATOR_PORT', DEFAULT_PORT)}"
-    say(f"3/5 orchestrator: streaming jobs on the cluster (status: {status_url}/status)")
+    say(f"3/5 orchestrator: streaming jobs on the cluster, batch jobs once their inputs are complete "
+        f"(status: {status_url}/status)")
     log_dir.mkdir(parents=True, exist_ok=True)
-    orch = subprocess.Popen([sys.executable, "orchestrator.py", "--no-batch"], cwd=PROJECT_ROOT,
+    orch = subprocess.Popen([sys.executable, "orchestrator.py"], cwd=PROJECT_ROOT,
+                            env={**os.environ, "ORCHESTRATOR_CATCHUP_HOURS": str(EVENT_HOURS + 2)},
                             stdout=(log_dir / "orchestrator.out").open("ab"), stderr=subprocess.STDOUT,
                             start_new_session=True)
     PID_FILE.write_text(str(orch.pid))
@@ -186,8 +178,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo: the streaming jobs did not catch up in {args.timeout:.0f}s; see {log_dir}", file=sys.stderr)
         return 1
 
-    say("4/5 batch jobs for the generated hours and days, three at a time (orchestrator backfill)")
-    batch_ok = run_batch_jobs(start, hour - timedelta(hours=1), log_dir)
+    say("4/5 batch intervals: the orchestrator runs each one once its upstream watermarks have passed its end")
+    status = wait_for_batches(status_url, orch, args.timeout)
+    if status is None:
+        print(f"demo: the batch intervals did not finish in {args.timeout:.0f}s; see {log_dir}", file=sys.stderr)
+        return 1
+    for name, job in status["jobs"].items():
+        if job["kind"] == "batch":
+            print(batch_summary(name, job), flush=True)
+    batch_ok = not any(j["kind"] == "batch" and j["intervals"]["failed"] for j in status["jobs"].values())
 
     say("5/5 report")
     print(render(settings.output_root))
@@ -206,7 +205,8 @@ Demo finished in {minutes:.1f} minutes.""")
     else:
         print("The orchestrator and the stack keep running. Stop them with: make stack-down")
     if not batch_ok:
-        print(f"demo: a batch job failed; its output is in {log_dir}/demo-<job>.out", file=sys.stderr)
+        print(f"demo: a batch interval failed; see python orchestrator.py status --intervals <job> and "
+              f"{log_dir}/orchestrator/<job>.out", file=sys.stderr)
         return 1
     return 0
 

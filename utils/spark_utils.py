@@ -17,6 +17,7 @@ from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
 from configs.logging_config import ContextLogger, get_logger
 from configs.spark_config import PROJECT_ROOT, Settings, get_settings
+from utils.progress import read_progress_file
 
 # --- Topic schemas (../shared/CONTRACT.md §1) --------------------------------------------------
 # Timestamps arrive as ISO-8601 strings and are parsed (and validated) separately, so that an
@@ -302,15 +303,6 @@ def progress_record(progress: Any) -> dict[str, Any]:
         "sink_rows": progress.sink.numOutputRows if progress.sink else None,
         **observed,
     }
-
-
-def read_progress_file(path: Path) -> dict[str, dict[str, Any]]:
-    """A job's progress file (latest record per query, as ProgressLogger writes it); {} if none yet."""
-    try:
-        data = json.loads(path.read_text())
-    except (FileNotFoundError, ValueError):
-        return {}
-    return {k: v for k, v in data.items() if isinstance(v, dict)} if isinstance(data, dict) else {}
 
 
 class ProgressLogger(StreamingQueryListener):

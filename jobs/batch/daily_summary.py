@@ -1,50 +1,49 @@
 """Usage: python jobs/batch/daily_summary.py [--target-date YYYY-MM-DD]
+                                        [--from-date D1 --to-date D2] [--force]
 
 Daily KPIs: enriched_events and clickstream_sessions of one date -> daily_summaries/
 (summary_date): one row per app_type plus `all`, with totals and p50/p95 of session duration,
-clicks per session and events per user. Default: yesterday (UTC). A run replaces exactly its
-date's partition; no input gives a warning and no output.
+clicks per session and events per user. Default: yesterday (UTC). A range runs every date in one
+Spark application. Each date replaces exactly its partition (a date without input replaces it
+with nothing). A date runs only once the enriched_events and clickstream_sessions watermarks
+have passed its end (exit 75 otherwise, unless --force).
 """
 
 import argparse
 import sys
-from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from utils.batch_job import read_dataset, run_batch_job, target_date, utc_now, write_partitions
+from utils.batch_job import Outcome, add_interval_arguments, counted, read_dataset, replace_partition, run_batch_job
 from utils.kpis import daily_summary
 
 JOB = "daily_summary"
+EVENT_COLUMNS = "event_id string, user_id string, app_type string"
 SESSION_COLUMNS = "session_id string, app_type string, duration_seconds double, click_count long"
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jobs/batch/daily_summary.py", description=__doc__.split("\n\n")[1])
-    yesterday = (utc_now() - timedelta(days=1)).date()
-    p.add_argument("--target-date", type=target_date, default=yesterday,
-                   help=f"the date to summarise, UTC (default: yesterday, {yesterday})")
+    add_interval_arguments(p, "day", single=["--target-date"], default_help="yesterday")
     return p
 
 
-def body(spark, settings, args, log) -> int:
-    day = args.target_date
-    events = read_dataset(spark, settings, "enriched_events", log, partition_col="event_date",
-                          first=day, last=day)
+def body(spark, settings, args, interval, log) -> Outcome:
+    day = interval.day
+    events = read_dataset(spark, settings, "enriched_events", log, partition_col="event_date", first=day, last=day)
     sessions = read_dataset(spark, settings, "clickstream_sessions", log, partition_col="session_date",
                             first=day, last=day)
+    partition = {"summary_date": day}
     if events is None and sessions is None:
-        log.warning("no input for the date: nothing written", extra={"target_date": str(day)})
-        return 0
-    if events is None:
-        events = spark.createDataFrame([], "event_id string, user_id string, app_type string")
-    if sessions is None:
-        sessions = spark.createDataFrame([], SESSION_COLUMNS)
-    rows = write_partitions(daily_summary(events, sessions, summary_date=day), settings, "daily_summaries",
-                            ["summary_date"])
-    log.info("date written", extra={"target_date": str(day), "rows": rows})
-    return 0
+        return Outcome(0, replace_partition(spark, None, settings, "daily_summaries", partition))
+    events, events_read = counted(events if events is not None else spark.createDataFrame([], EVENT_COLUMNS),
+                                  "daily_events_read")
+    sessions, sessions_read = counted(sessions if sessions is not None else spark.createDataFrame([], SESSION_COLUMNS),
+                                      "daily_sessions_read")
+    written = replace_partition(spark, daily_summary(events, sessions, summary_date=day), settings,
+                                "daily_summaries", partition)
+    return Outcome(events_read.get["rows"] + sessions_read.get["rows"], written)
 
 
 if __name__ == "__main__":

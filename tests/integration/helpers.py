@@ -18,7 +18,8 @@ import pandas as pd
 import requests
 
 from configs.spark_config import PROJECT_ROOT
-from utils.spark_utils import read_progress_file, spark_submit_command, spark_submit_env
+from utils.progress import read_progress_file
+from utils.spark_utils import spark_submit_command, spark_submit_env
 
 MASTER = "spark://127.0.0.1:7077"
 
@@ -170,7 +171,7 @@ class Orchestrator:
     """`python orchestrator.py` over a Run's private topics and folders, with its status API."""
 
     def __init__(self, run: Run, port: int, *args: str, env: dict[str, str] | None = None,
-                 registry_edits: dict[str, str] | None = None):
+                 registry_edits: dict[str, str] | None = None, batch: bool = False):
         registry = run.root / "jobs.yaml"
         text = (PROJECT_ROOT / "configs" / "jobs.yaml").read_text()
         for old, new in (registry_edits or {}).items():
@@ -180,7 +181,7 @@ class Orchestrator:
         self.port = port
         self.env = {**os.environ, **run.env, "ORCHESTRATOR_PORT": str(port),
                     "JOB_REGISTRY_PATH": str(registry), **(env or {})}
-        self.cmd = [sys.executable, "orchestrator.py", "--no-batch", *args]
+        self.cmd = [sys.executable, "orchestrator.py", *([] if batch else ["--no-batch"]), *args]
         self.log = run.root / "orchestrator.out"
         self.proc: subprocess.Popen | None = None
 
@@ -191,6 +192,11 @@ class Orchestrator:
 
     def status(self) -> dict:
         return requests.get(f"http://127.0.0.1:{self.port}/status", timeout=5).json()
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        """`python orchestrator.py <args>` against this orchestrator (its port, state and registry)."""
+        return subprocess.run([sys.executable, "orchestrator.py", *args], cwd=PROJECT_ROOT, env=self.env,
+                              capture_output=True, text=True, timeout=60, check=False)
 
     def wait_for(self, predicate, timeout: float, what: str) -> dict:
         return wait_status(self.port, predicate, timeout, what, interval=1.0)

@@ -1,8 +1,12 @@
 """The three batch jobs over the streaming jobs' real outputs, checked against the generator's
-ground truth (exact counts; percentiles within 1% rank error), plus idempotence and isolation."""
+ground truth (exact counts; percentiles within 1% rank error), plus idempotence and isolation,
+readiness (an interval past the upstream watermark is refused with exit 75 unless forced) and
+ranged runs (24 hours in one Spark application, equal to single-hour runs)."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from datetime import date, timedelta
 
 import pandas as pd
@@ -11,26 +15,51 @@ import yaml
 
 from configs.spark_config import PROJECT_ROOT
 from tests import oracle
+from tools import stack as stack_mod
 
 pytestmark = pytest.mark.integration
 
 DAY1, DAY2 = date(2026, 11, 24), date(2026, 11, 25)
 
 
-def run_batch(run, job: str, *args: str) -> None:
+def run_batch(run, job: str, *args: str, expect: int = 0) -> None:
     proc = run.start_job(job, *args)
-    assert proc.wait(timeout=600) == 0, (run.root / f"{job}.out").read_text()[-3000:]
+    assert proc.wait(timeout=600) == expect, (run.root / f"{job}.out").read_text()[-3000:]
+
+
+def results(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")
 def batched(streamed):
+    """The stream's event time ends at about 00:25 on DAY2, so the enriched_events watermark
+    (10 minutes behind) has passed 00:00 but not 01:00, and the sessions watermark has not passed
+    DAY1's end + 1 hour: only the 23:00 hour is ready; the rest is forced, as an operator would."""
     run, _ = streamed
-    for hour in ("2026-11-24 23:00:00", "2026-11-25 00:00:00"):
-        run_batch(run, "hourly_aggregate", "--target-hour", hour)
-    for day in (DAY1, DAY2):
-        run_batch(run, "daily_summary", "--target-date", day.isoformat())
-    run_batch(run, "user_segmentation", "--lookback-days", "7", "--as-of-date", DAY2.isoformat())
+    out = run.root / "batch-results.jsonl"
+    run_batch(run, "hourly_aggregate", "--target-hour", "2026-11-24 23:00:00", "--result-file", str(out))
+    run_batch(run, "hourly_aggregate", "--target-hour", "2026-11-25 00:00:00", "--result-file", str(out),
+              expect=75)
+    run_batch(run, "hourly_aggregate", "--target-hour", "2026-11-25 00:00:00", "--force", "--result-file", str(out))
+    run_batch(run, "daily_summary", "--from-date", DAY1.isoformat(), "--to-date", DAY2.isoformat(), "--force",
+              "--result-file", str(out))
+    run_batch(run, "user_segmentation", "--lookback-days", "7", "--as-of-date", DAY2.isoformat(), "--force")
     return run
+
+
+def test_an_interval_past_the_watermark_is_refused_unless_forced(batched):
+    said = (batched.root / "hourly_aggregate.out").read_text()
+    assert ("1 of 1 intervals not ready, the first 2026-11-25 00:00:00: data_enrichment/enriched_events "
+            "watermark 2026-11-25T00:") in said and "pass --force (exit code 75)" in said
+    by_interval = {(r["interval"], r["status"]): r for r in results(batched.root / "batch-results.jsonl")}
+    assert by_interval[("2026-11-24T23:00:00+00:00", "written")]["forced"] is False
+    assert by_interval[("2026-11-25T00:00:00+00:00", "not_ready")]["reason"].endswith(
+        "< needed 2026-11-25T01:00:00Z")
+    assert by_interval[("2026-11-25T00:00:00+00:00", "written")]["forced"] is True
+    days = [r for r in results(batched.root / "batch-results.jsonl") if r["interval"].endswith("T00:00:00+00:00")
+            and r["status"] == "written" and "clickstream_analysis/clickstream_sessions" in r["watermarks"]]
+    assert len(days) == 2 and len({d["app_id"] for d in days}) == 1, "a date range runs in one application"
 
 
 def test_hourly_aggregates_equal_the_oracle(batched):
@@ -109,4 +138,37 @@ def test_missing_input_gives_a_warning_and_no_output(batched):
     run_batch(batched, "daily_summary", "--target-date", "2026-10-01")
     assert not (batched.root / "outputs" / "daily_summaries" / "summary_date=2026-10-01").exists()
     log = (batched.root / "logs" / "daily_summary.log").read_text()
-    assert "input partitions missing" in log and "nothing written" in log
+    assert "input partitions missing" in log and "interval empty: partition replaced by nothing" in log
+
+
+def completed_apps(name: str) -> set[str]:
+    state = stack_mod.master_state(8080) or {}
+    return {a["id"] for a in state.get("completedapps", []) if a["name"] == f"data-platform-{name}"}
+
+
+def hourly_frame(run) -> pd.DataFrame:
+    df = run.dataset("hourly_aggregates")
+    return df.sort_values(["hour_start", "event_type", "app_type"]).reset_index(drop=True)
+
+
+def test_a_24_hour_range_is_one_application_equal_to_single_runs_and_idempotent(batched):
+    single = hourly_frame(batched)  # the fixture's single-hour runs
+    assert len(single)
+    # A stale partition in the range (an hour without events): the range replaces it with nothing.
+    root = batched.root / "outputs" / "hourly_aggregates"
+    stale = root / "event_date=2026-11-24" / "hour=15"
+    shutil.copytree(root / "event_date=2026-11-24" / "hour=23", stale)
+    apps = completed_apps("hourly_aggregate")
+    out = batched.root / "range-results.jsonl"
+    for attempt in range(2):
+        run_batch(batched, "hourly_aggregate", "--from-hour", "2026-11-24 12:00:00", "--to-hour",
+                  "2026-11-25 11:00:00", "--force", "--result-file", str(out))
+        pd.testing.assert_frame_equal(hourly_frame(batched), single)
+        assert not stale.exists()
+        records = results(out)[24 * attempt:]
+        assert len(records) == 24 and {r["status"] for r in records} == {"written"}
+        assert len({r["app_id"] for r in records}) == 1, "one Spark application for the 24 hours"
+        new = completed_apps("hourly_aggregate") - apps
+        assert new == {records[0]["app_id"]}, (new, records[0]["app_id"])
+        apps |= new
+    assert sum(r["rows_written"] for r in records) == len(single)

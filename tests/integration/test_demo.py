@@ -47,10 +47,11 @@ def test_demo_runs_every_job_and_reports(stack, tmp_path):
                     "Quarantine (malformed records, by topic and reason)", "Where to look"):
         assert heading in report
     assert re.search(r"^  app_events: [\d,]+ records$", report, flags=re.M), "malformed app events not reported"
-    # The demo aggregates the hour its events fill: most of the 3,000 events are in it (sessions
-    # that start near the end run past it; aggregating the hour after held only those, ~1%).
-    assert re.search(r"^    hourly_aggregate: done in \d+ s \(.+: hour written, [\d,]+ rows\)$", report, flags=re.M)
+    # The orchestrator's own scheduling ran the batch step: every hour the watermark has passed,
+    # in one ranged run, and the last hour or two still wait for event time to pass their end.
+    assert re.search(r"^    hourly_aggregate: \d+ intervals succeeded \([\d,]+ rows written\)", report, flags=re.M)
+    assert "FAILED" not in report
     hourly = run.dataset("hourly_aggregates")
-    assert hourly.event_count.sum() > 0.5 * 3000, hourly
+    assert hourly.event_count.sum() > 0.8 * 3000, hourly
     assert "http://127.0.0.1:18399/status" in report
     assert re.search(r"Demo finished in [\d.]+ minutes", report)

@@ -11,7 +11,7 @@ import pytest
 from benchmarks import jfr
 from benchmarks.run import _percentile, to_markdown
 from benchmarks.stages import OTHER, stage_times
-from supervisor.health import interval_seconds as _seconds
+from configs.spark_config import duration_seconds as _seconds
 
 RSS = {"driver": 700, "executor": 1500}
 JOB = {"exit_code": 0, "rows": 5_000_000, "wall_s": 600.0, "batches": 27, "rows_per_s_wall": 8_000,

@@ -1,26 +1,29 @@
-"""The demo says, per batch job, what the job logged it wrote (or why it wrote nothing)."""
+"""The demo's batch step reads the orchestrator's status: done when nothing runs and nothing ready
+is about to start; per job, what ran and what waits, with the reason."""
 
 from __future__ import annotations
 
-import json
-
-from tools.demo import outcomes
+from tools.demo import batch_done, batch_summary
 
 
-def test_outcomes_are_read_from_the_job_log_after_the_offset(tmp_path):
-    log = tmp_path / "daily_summary.log"
-    earlier = json.dumps({"message": "date written", "target_date": "2026-11-20", "rows": 9}) + "\n"
-    log.write_text(earlier)
-    offset = log.stat().st_size
-    with log.open("a") as f:
-        for record in ({"message": "starting", "target_date": "2026-11-26"},
-                       {"message": "date written", "target_date": "2026-11-26", "rows": 1234},
-                       {"message": "no input for the date: nothing written", "target_date": "2026-11-27"}):
-            f.write(json.dumps(record) + "\n")
-        f.write("Exception in thread main: not a JSON line\n")
-    assert outcomes(log, offset) == ["2026-11-26: date written, 1,234 rows",
-                                     "2026-11-27: no input for the date: nothing written"]
+def job(state: str = "IDLE", ready_pending: bool = False, waiting: list | None = None, failed: int = 0) -> dict:
+    return {"kind": "batch", "state": state, "ready_pending": ready_pending, "rows_written": 1234,
+            "intervals": {"succeeded": 30, "failed": failed, "waiting": len(waiting or []), "running": 0},
+            "waiting": waiting or []}
 
 
-def test_outcomes_of_a_job_that_never_logged_are_empty(tmp_path):
-    assert outcomes(tmp_path / "missing.log", 0) == []
+def test_done_only_when_no_run_is_in_flight_or_about_to_start():
+    streaming = {"kind": "streaming", "state": "RUNNING"}
+    assert batch_done({"jobs": {"e": streaming, "h": job(), "d": job("WAITING")}})
+    assert not batch_done({"jobs": {"e": streaming, "h": job("RUNNING")}})
+    assert not batch_done({"jobs": {"h": job(ready_pending=True)}})
+    assert not batch_done({"jobs": {"e": streaming}}), "no batch job selected: nothing to wait for"
+
+
+def test_summary_says_what_ran_and_what_waits_and_why():
+    reason = "data_enrichment/enriched_events watermark 2026-11-29T16:27:33Z < needed 2026-11-29T17:00:00Z"
+    waiting = [{"interval": "2026-11-29T16:00:00+00:00", "reason": reason}]
+    assert batch_summary("hourly_aggregate", job(waiting=waiting, failed=1)) == (
+        "    hourly_aggregate: 30 intervals succeeded (1,234 rows written), 1 FAILED; "
+        f"1 waiting for their inputs, first 2026-11-29T16:00:00+00:00: {reason}")
+    assert batch_summary("daily_summary", job()) == "    daily_summary: 30 intervals succeeded (1,234 rows written)"

@@ -77,11 +77,11 @@ def test_scheduled_batch_runs_once_per_interval_and_status_command(tmp_path):
     orch = start_orchestrator(tmp_path, 18193, "--jobs", "batch_ok", "--once")
     assert orch.wait(timeout=60) == 0
     runs = [json.loads(line) for line in (tmp_path / "out" / "batch_runs.jsonl").read_text().splitlines()]
-    hours = [r[1] for r in runs]
-    assert all(r[0] == "--target-hour" for r in runs)
-    assert len(hours) == len(set(hours)) in (2, 3), "each hour fired within the 2-hour horizon, once"
+    assert [r[0] for r in runs] == ["--from-hour"] and runs[0][2] == "--to-hour", "consecutive hours: one run"
+    first, last = (datetime.strptime(h, "%Y-%m-%d %H:%M:%S") for h in (runs[0][1], runs[0][3]))
+    assert (last - first) // timedelta(hours=1) + 1 in (2, 3), "each hour fired within the 2-hour horizon"
     previous = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%d %H:00:00")
-    assert hours[-1] == previous
+    assert runs[0][3] == previous
     again = start_orchestrator(tmp_path, 18193, "--jobs", "batch_ok", "--once")
     assert again.wait(timeout=60) == 0
     assert len((tmp_path / "out" / "batch_runs.jsonl").read_text().splitlines()) == len(runs), "no double run"

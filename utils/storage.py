@@ -1,0 +1,23 @@
+"""Existence checks and deletes of dataset paths through Hadoop's FileSystem API, so that the
+same code serves local folders (plain paths, file://) and object stores (s3a://)."""
+
+from __future__ import annotations
+
+from pyspark.sql import SparkSession
+
+
+def _fs_path(spark: SparkSession, uri: str):
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
+
+
+def is_dir(spark: SparkSession, uri: str) -> bool:
+    fs, path = _fs_path(spark, uri)
+    return bool(fs.exists(path) and fs.getFileStatus(path).isDirectory())
+
+
+def delete_tree(spark: SparkSession, uri: str) -> bool:
+    """Delete `uri` and everything under it; False when there was nothing to delete."""
+    fs, path = _fs_path(spark, uri)
+    return bool(fs.exists(path) and fs.delete(path, True))
