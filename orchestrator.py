@@ -12,9 +12,10 @@ consecutive ones in one run. Status on http://127.0.0.1:$ORCHESTRATOR_PORT (/hea
 /metrics) and in state/orchestrator/status.json. SIGTERM/SIGINT stop every job gracefully; a
 second signal forces it.
 
-Exit codes: 0 success; 1 a batch interval failed (or, for status, the orchestrator is unhealthy
-or not running); 2 bad arguments or settings; 75 (--once, backfill) due intervals are still
-waiting for their inputs.
+Exit codes: 0 success; 1 a batch interval failed or a job ended FATAL, another orchestrator
+already runs with this state folder, or (status, start/stop/restart) the orchestrator is
+unhealthy or not running or the job unknown; 2 bad arguments or settings; 75 (--once, backfill)
+due intervals are still waiting for their inputs.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import requests
 
 from configs.logging_config import configure_logging
 from configs.spark_config import SettingsError, load_job_registry, load_settings
+from supervisor.children import AlreadyRunningError, InstanceLock, holder
 from supervisor.manager import Orchestrator
 from supervisor.scheduler import Ledger, consecutive_runs, intervals_between, step
 from supervisor.server import serve
@@ -100,15 +102,28 @@ def cmd_status(args, settings) -> int:
         return cmd_intervals(args.intervals, settings)
     try:
         status = requests.get(f"http://127.0.0.1:{_port(args)}/status", timeout=5).json()
-        source = "live"
     except requests.RequestException:
-        path = settings.state_root / "orchestrator" / "status.json"
-        if not path.exists():
-            print("orchestrator: not running and no status file", file=sys.stderr)
+        state_dir = settings.state_root / "orchestrator"
+        pid = holder(state_dir / "orchestrator.lock")
+        if pid:
+            print(f"orchestrator: running (pid {pid}) but not answering on 127.0.0.1:{_port(args)}",
+                  file=sys.stderr)
             return 1
-        status, source = json.loads(path.read_text()), f"last written {path}"
-    print(f"orchestrator ({source}): {'healthy' if status['healthy'] else 'UNHEALTHY'}, "
+        path = state_dir / "status.json"
+        if not path.exists():
+            print("orchestrator: not running (no status written yet)", file=sys.stderr)
+            return 1
+        written = datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(timespec="seconds")
+        print(f"orchestrator: not running (last status written at {written}, shown below)", file=sys.stderr)
+        _print_jobs(json.loads(path.read_text()))
+        return 1
+    print(f"orchestrator (pid {status['pid']}): {'healthy' if status['healthy'] else 'UNHEALTHY'}, "
           f"uptime {status['uptime_seconds']}s, spark master {status['spark_master']}")
+    _print_jobs(status)
+    return 0 if status["healthy"] else 1
+
+
+def _print_jobs(status: dict) -> None:
     print(f"{'job':22} {'kind':10} {'state':10} {'pid':>8} {'starts':>6} {'fail':>5} {'exit':>5}  detail")
     for name, job in status["jobs"].items():
         if job["kind"] == "batch":
@@ -119,7 +134,6 @@ def cmd_status(args, settings) -> int:
         code = job.get("last_exit_code")
         print(f"{name:22} {'streaming':10} {job['state']:10} {job.get('pid') or '-':>8} {job['starts']:>6} "
               f"{job['failures']:>5} {code if code is not None else '-':>5}  uptime {job['uptime_seconds']}s")
-    return 0 if status["healthy"] else 1
 
 
 def cmd_intervals(job: str, settings, limit: int = 48) -> int:
@@ -223,6 +237,13 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_status(args, settings)
     if args.command in ("start", "stop", "restart"):
         return cmd_control(args)
+    try:
+        # One orchestrator (or backfill) per state folder: two would run two drivers on one
+        # checkpoint, or one batch interval twice. The kernel drops the lock when we die.
+        lock = InstanceLock(settings.state_root / "orchestrator" / "orchestrator.lock").acquire()
+    except AlreadyRunningError as exc:
+        print(f"orchestrator: {exc}", file=sys.stderr)
+        return 1
     log = configure_logging("orchestrator", log_dir=settings.log_dir)
     if args.command == "backfill":
         return cmd_backfill(args, settings, registry, log)
@@ -239,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.shutdown()
         log.info("orchestrator stopped")
+        lock.release()
 
 
 if __name__ == "__main__":

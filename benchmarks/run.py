@@ -107,7 +107,7 @@ def bench_generator(n: int) -> dict:
 
 def _job_env(root: Path, topics: dict[str, str], master: str) -> dict[str, str]:
     """The job's environment: private folders, and `topics` (contract name -> Kafka topic)."""
-    from utils.spark_utils import spark_submit_env
+    from utils.launch import spark_submit_env
 
     return spark_submit_env({**os.environ, "OUTPUT_ROOT": str(root / "outputs"),
                              "CHECKPOINT_ROOT": str(root / "checkpoints"), "STATE_ROOT": str(root / "state"),
@@ -123,7 +123,7 @@ MAIN_QUERY = {"event_aggregation": "events_aggregated_realtime", "data_enrichmen
 
 def run_streaming_job(job: str, topics: dict[str, str], master: str, root: Path,
                       settings_env: dict[str, str] | None = None) -> dict:
-    from utils.spark_utils import spark_submit_command
+    from utils.launch import spark_submit_command
 
     root.mkdir(parents=True, exist_ok=True)
     (root / "users.csv").write_text("user_id,signup_date,country,plan\nuser_000001,2025-01-01,DE,basic\n")
@@ -384,7 +384,7 @@ def bench_sustained(rate: float, seconds: int) -> dict:
     """event_aggregation in continuous mode (default trigger) on the cluster while the generator
     produces `rate` records/s (all four topics) for `seconds`: does the job keep up, and how long
     are its micro-batches?"""
-    from utils.spark_utils import spark_submit_command
+    from utils.launch import spark_submit_command
 
     settings = load_settings()
     prefix = f"benchrate{int(rate)}_{time.time_ns() % 10**6}_"

@@ -193,7 +193,7 @@ class Settings(BaseSettings):
         """The settings as a dict fit for logs: secret-looking Kafka and Spark options are masked."""
         data = self.model_dump(mode="json")
         for name in ("kafka_extra_options", "spark_extra_conf"):
-            data[name] = {k: ("***" if _SECRET_KEY.search(k) else v) for k, v in getattr(self, name).items()}
+            data[name] = {k: ("***" if is_secret_key(k) else v) for k, v in getattr(self, name).items()}
         return data
 
     def dataset_path(self, name: str) -> str:
@@ -204,6 +204,11 @@ class Settings(BaseSettings):
 
     def checkpoint_path(self, job: str, query: str) -> str:
         return str(self.checkpoint_root / job / query)
+
+
+def is_secret_key(key: str) -> bool:
+    """A setting whose value must not be logged nor put on a command line."""
+    return bool(_SECRET_KEY.search(key))
 
 
 class SettingsError(ValueError):

@@ -17,12 +17,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from configs.spark_config import PROJECT_ROOT, JobSpec, Settings, duration_seconds
-from supervisor import health
-from supervisor.process import Child, State, SupervisedProcess, spawn
+from supervisor import children, health
+from supervisor.process import UNKNOWN_EXIT, AdoptedChild, Child, State, SupervisedProcess, driver_process, spawn
 from supervisor.scheduler import Ledger, Scheduler, consecutive_runs, job_args
 from utils import readiness
+from utils.launch import spark_submit_command, spark_submit_env
 from utils.progress import last_progress, progress_path
-from utils.spark_utils import spark_submit_command, spark_submit_env
 
 log = logging.getLogger("orchestrator")
 
@@ -98,6 +98,8 @@ class Orchestrator:
         state_dir = self.settings.state_root / "orchestrator"
         state_dir.mkdir(parents=True, exist_ok=True)
         self.status_file = state_dir / "status.json"
+        self.children_file = state_dir / "children.json"
+        self._recorded: list[tuple[str, int]] = []
         self.runs_dir = state_dir / "runs"
         self.runs_dir.mkdir(exist_ok=True)
         self.ledger = Ledger(state_dir / "ledger.sqlite")
@@ -114,8 +116,62 @@ class Orchestrator:
     def _spawn_real(self, spec: JobSpec, args: list[str] | None) -> Child:
         run_id = uuid.uuid4().hex[:12]
         env = spark_submit_env({**os.environ, "RUN_ID": run_id})
-        return spawn(job_command(spec, self.settings, args), env=env, cwd=PROJECT_ROOT,
-                     log_path=self.settings.log_dir / "orchestrator" / f"{spec.name}.out")
+        child = spawn(job_command(spec, self.settings, args), env=env, cwd=PROJECT_ROOT,
+                      log_path=self.settings.log_dir / "orchestrator" / f"{spec.name}.out")
+        child.started_at = self.clock()
+        child.create_time = (children.describe(child.pid) or (0, 0.0))[1]
+        return child
+
+    # -- the record of children (crash safety) -------------------------------------------------------
+
+    def _record_of(self, job: str, kind: str, child: Child, **extra) -> children.ChildRecord:
+        if isinstance(child, AdoptedChild):
+            base = child.record
+            return children.ChildRecord(job, kind, base.pid, base.pgid, base.create_time, base.started_at, **extra)
+        return children.ChildRecord(job, kind, child.pid, getattr(child, "pgid", child.pid),
+                                    getattr(child, "create_time", 0.0), getattr(child, "started_at", 0.0), **extra)
+
+    def _save_children(self) -> None:
+        """Rewrite children.json when the set of children changed (spawn, exit, adoption)."""
+        records = [self._record_of(n, "streaming", p.child, checkpoint=str(self.settings.checkpoint_root / n))
+                   for n, p in self.processes.items() if p.child is not None]
+        records += [self._record_of(n, "batch", r.child, run_id=r.run_id, result_file=str(r.result_file),
+                                    intervals=[i.isoformat() for i in r.intervals])
+                    for n, r in self.batch_runs.items()]
+        key = sorted((r.job, r.pid) for r in records)
+        if key != self._recorded:
+            children.save(self.children_file, records)
+            self._recorded = key
+
+    def _adopt_recorded(self) -> set[str]:
+        """Children a previous orchestrator recorded: adopt those still running (a streaming job
+        this orchestrator supervises, or a batch run until it ends), stop the other streaming
+        ones, and settle the finished batch runs from their result files. The run ids handled."""
+        handled = set()
+        for rec in children.load(self.children_file):
+            alive = children.is_alive(rec)
+            if rec.kind == "batch":
+                run = BatchRun(rec.job, [datetime.fromisoformat(i) for i in rec.intervals], AdoptedChild(rec),
+                               rec.started_at, rec.run_id or "", Path(rec.result_file or "/nonexistent"))
+                handled.add(run.run_id)
+                if alive:
+                    self.batch_runs[rec.job] = run
+                    log.warning("%s: adopted the running batch run %s (pid %s) of a previous orchestrator",
+                                rec.job, run.label, rec.pid, extra={"job_name": rec.job})
+                else:
+                    self._record_outcome(run, UNKNOWN_EXIT)
+                continue
+            if not alive:
+                continue
+            proc = self.processes.get(rec.job)
+            if proc is not None and proc.state is State.STOPPED:
+                proc.adopt(AdoptedChild(rec), rec.started_at)
+                continue
+            log.warning("%s: pid %s of a previous orchestrator is not supervised here: stopping it", rec.job,
+                        rec.pid, extra={"job_name": rec.job})
+            timeout = self.jobs[rec.job].restart.stop_timeout_seconds if rec.job in self.jobs else 60.0
+            children.stop_group(rec, timeout, lambda pid: os.kill(driver_process(pid), signal.SIGTERM))
+        return handled
 
     def _progress_file(self, name: str) -> Path:
         return progress_path(self.settings.state_root, name)
@@ -153,6 +209,10 @@ class Orchestrator:
                 proc.restart("operator restart")
 
     def tick(self) -> None:
+        self._tick()
+        self._save_children()
+
+    def _tick(self) -> None:
         now = self.clock()
         self._apply_commands()
         for name, proc in self.processes.items():
@@ -276,11 +336,13 @@ class Orchestrator:
 
     def start(self) -> None:
         self.started_at = self.clock()
-        recovered = self.ledger.recover_interrupted()
+        handled = self._adopt_recorded()
+        recovered = self.ledger.recover_interrupted(keep_run_ids=handled)
         if recovered:
-            log.warning("%d batch runs were interrupted by a previous shutdown; they will be retried", recovered)
+            log.warning("%d batch intervals were interrupted by a previous shutdown; they will be retried", recovered)
         for proc in self.processes.values():
-            proc.start()
+            proc.start()  # a no-op for an adopted job
+        self._save_children()
 
     def request_shutdown(self, signum: int) -> None:
         if self.shutting_down.is_set():
@@ -318,6 +380,7 @@ class Orchestrator:
             for proc in self.processes.values():
                 proc.tick()
             self._reap_batches()
+        self._save_children()
         self.write_status()
 
     def _all_down(self) -> bool:
@@ -326,7 +389,8 @@ class Orchestrator:
 
     def run(self, poll_seconds: float = 1.0, status_every: float = 5.0) -> int:
         """Until a signal (or, with --once, until no due interval is ready or running). Exit code:
-        0, or 1 when a batch interval failed, or 75 (--once) when due intervals still wait."""
+        0; 1 when a batch interval failed or a job was FATAL at the end; 75 (--once) when due
+        intervals still wait for their inputs."""
         self.start()
         next_status = 0.0
         while not self.shutting_down.is_set():
@@ -337,8 +401,10 @@ class Orchestrator:
             if self.once and not self.batch_runs and not self.ready_pending:
                 break
             self.shutting_down.wait(poll_seconds)
+        fatal = [n for n, p in self.processes.items() if p.state is State.FATAL]
         self.shutdown(max((self.jobs[n].restart.stop_timeout_seconds for n in self.processes), default=30.0))
-        if self.batch_failed:
+        if self.batch_failed or fatal:
+            log.error("exit 1: %d batch intervals failed; FATAL jobs: %s", self.batch_failed, fatal or "none")
             return 1
         if self.once and any(self.waiting.values()):
             return readiness.NOT_READY_EXIT_CODE

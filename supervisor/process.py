@@ -24,6 +24,7 @@ from typing import Protocol
 import psutil
 
 from configs.spark_config import RestartPolicy
+from supervisor.children import ChildRecord, is_alive
 
 log = logging.getLogger("orchestrator.process")
 
@@ -40,31 +41,25 @@ class State(enum.Enum):
 
 class Child(Protocol):
     pid: int
+    pgid: int
 
     def poll(self) -> int | None: ...
     def signal_group(self, sig: int) -> None: ...
     def reap_group(self) -> None: ...
 
 
-@dataclass
-class PosixChild:
-    """A real child process, leader of its own process group, output sent to a log file."""
+class GroupChild:
+    """A child process that leads its own process group: signals, stop and clean-up by group."""
 
-    popen: subprocess.Popen
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def poll(self) -> int | None:
-        return self.popen.poll()
+    pid: int
+    pgid: int
 
     def signal_group(self, sig: int) -> None:
         if sig == signal.SIGTERM:
             self.terminate_driver()
             return
         try:
-            os.killpg(self.popen.pid, sig)
+            os.killpg(self.pgid, sig)
         except ProcessLookupError:
             pass
 
@@ -72,7 +67,7 @@ class PosixChild:
         """SIGKILL whatever is left in the group once the leader has exited, and wait until it is
         gone: a JVM takes a moment to die, and a stopped job must leave no process behind when
         the orchestrator reports it stopped (or exits)."""
-        pgid = self.popen.pid
+        pgid = self.pgid
         try:
             os.killpg(pgid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -92,11 +87,37 @@ class PosixChild:
         micro-batch and exits 0. Signalling the whole group would also reach the JVM (the
         spark-submit launcher or the py4j gateway), whose shutdown hooks stop the SparkContext
         under the driver's feet."""
-        target = driver_process(self.popen.pid)
+        target = driver_process(self.pid)
         try:
             os.kill(target, signal.SIGTERM)
         except ProcessLookupError:
             pass
+
+
+class PosixChild(GroupChild):
+    """A child this orchestrator started, output sent to a log file."""
+
+    def __init__(self, popen: subprocess.Popen):
+        self.popen = popen
+        self.pid = self.pgid = popen.pid
+
+    def poll(self) -> int | None:
+        return self.popen.poll()
+
+
+UNKNOWN_EXIT = -1  # an adopted child's exit code: only its parent could have read it
+
+
+class AdoptedChild(GroupChild):
+    """A child a previous orchestrator started, still running when this one started (see
+    supervisor/children.py). It is supervised like our own, but its exit code is unknown."""
+
+    def __init__(self, record: ChildRecord):
+        self.record = record
+        self.pid, self.pgid = record.pid, record.pgid
+
+    def poll(self) -> int | None:
+        return None if is_alive(self.record) else UNKNOWN_EXIT
 
 
 def _reap_own_children(pgid: int) -> None:
@@ -214,6 +235,16 @@ class SupervisedProcess:
             self.stats.unhealthy_restarts += 1
             self._restart_after_stop = True
             self.stop(reason)
+
+    def adopt(self, child: Child, started_at: float) -> None:
+        """Supervise a child a previous orchestrator started and that still runs."""
+        self.child = child
+        self.stats.starts += 1
+        self.stats.last_start = started_at
+        self.running_since = self.clock()
+        # STOPPED -> RUNNING: adopted, it has been running since `started_at`
+        self._change_state(State.RUNNING, f"adopted pid {child.pid}, running since "
+                                          f"{time.strftime('%H:%M:%S', time.gmtime(started_at))} UTC")
 
     def kill(self) -> None:
         if self.child is not None and self.child.poll() is None:

@@ -138,10 +138,14 @@ class Ledger:
         self.db.execute("UPDATE runs SET status='waiting', reason=?, updated_at=? WHERE job=? AND interval_start=?",
                         (reason, _iso(now), job, _iso(interval_start)))
 
-    def recover_interrupted(self) -> int:
-        """Runs left 'running' by a previous orchestrator that died count as failed attempts."""
-        return self.db.execute("UPDATE runs SET status='failed', attempts=attempts+1, reason='interrupted' "
-                               "WHERE status='running'").rowcount
+    def recover_interrupted(self, keep_run_ids: set[str] | frozenset[str] = frozenset()) -> int:
+        """Intervals left 'running' by a previous orchestrator that died count as failed attempts,
+        except those of the runs in `keep_run_ids` (adopted, or settled from their result file)."""
+        keep = sorted(keep_run_ids)
+        marks = ",".join("?" * len(keep))
+        return self.db.execute(
+            "UPDATE runs SET status='failed', attempts=attempts+1, reason='interrupted' WHERE status='running'"
+            + (f" AND (run_id IS NULL OR run_id NOT IN ({marks}))" if keep else ""), keep).rowcount
 
     def rows(self, job: str | None = None, *, limit: int | None = None) -> list[dict]:
         """Ledger rows, oldest interval first; with `limit`, the most recent ones."""

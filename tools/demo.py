@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from configs.spark_config import PROJECT_ROOT, TOPICS, load_job_registry, load_settings
 from orchestrator import DEFAULT_PORT
@@ -26,7 +27,6 @@ from tools import stack
 from tools.report import render
 from utils.progress import progress_path, read_progress_file
 
-PID_FILE = stack.RUN_DIR / "orchestrator.pid"  # read by tools.stack down (stack.CLIENTS)
 # Event time the demo generates, ending now: every hour of it is complete once the watermarks pass,
 # and it always holds a whole day or most of one (yesterday, or the day before just after midnight).
 EVENT_HOURS = 30
@@ -52,9 +52,20 @@ def reset_topics(settings) -> None:
     stack.ensure_topics(settings.kafka_bootstrap_servers, settings.kafka_topic_partitions)
 
 
-def stop_previous_orchestrator() -> None:
-    for client in stack.CLIENTS:
-        stack.stop(client, timeout=150)
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def unsafe_to_reset(settings) -> list[str]:
+    """What the demo's reset would delete outside the project, or on a broker of another host."""
+    unsafe = [f"{var} is {path}, outside {PROJECT_ROOT}"
+              for var, path in (("OUTPUT_ROOT", settings.output_root), ("CHECKPOINT_ROOT", settings.checkpoint_root),
+                                ("STATE_ROOT", settings.state_root))
+              if not Path(path).resolve().is_relative_to(PROJECT_ROOT)]
+    remote = [b for b in settings.kafka_bootstrap_servers.split(",") if b.strip().rsplit(":", 1)[0] not in LOCAL_HOSTS]
+    if remote:
+        unsafe.append(f"KAFKA_BOOTSTRAP_SERVERS names another host ({', '.join(remote)}), "
+                      "whose topics would be deleted")
+    return unsafe
 
 
 def upstream_queries() -> dict[str, set[str]]:
@@ -136,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"app events to generate over the last {EVENT_HOURS} hours (default 12000: "
                              "with clicks, CDC and external data about 21,000 records)")
     parser.add_argument("--keep-data", action="store_true", help="keep earlier outputs and topics")
+    parser.add_argument("--reset-anywhere", action="store_true",
+                        help="allow deleting OUTPUT_ROOT/CHECKPOINT_ROOT/STATE_ROOT outside the project and the "
+                             "topics of a broker that is not on this host (default: refuse)")
     parser.add_argument("--stop", action="store_true", help="stop the orchestrator and the stack at the end")
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for the streaming jobs")
     args = parser.parse_args(argv)
@@ -144,11 +158,16 @@ def main(argv: list[str] | None = None) -> int:
     # (state store and sink commits) that small batches pay many times over.
     os.environ.setdefault("KAFKA_MAX_OFFSETS_PER_TRIGGER", "50000")
     settings = load_settings()
+    refused = [] if args.keep_data or args.reset_anywhere else unsafe_to_reset(settings)
+    if refused:
+        print("demo: refusing to delete data it did not make: " + "; ".join(refused)
+              + ". Pass --reset-anywhere to delete them anyway, or --keep-data.", file=sys.stderr)
+        return 2
     started = time.monotonic()
 
     say("1/5 starting the local stack (Kafka + Spark master + 2 workers)")
     stack.up()
-    stop_previous_orchestrator()
+    stack.stop_orchestrator(settings.state_root)
     if not args.keep_data:
         for path in (settings.output_root, settings.checkpoint_root, settings.state_root):
             shutil.rmtree(path, ignore_errors=True)
@@ -173,7 +192,6 @@ def main(argv: list[str] | None = None) -> int:
                             env={**os.environ, "ORCHESTRATOR_CATCHUP_HOURS": str(EVENT_HOURS + 2)},
                             stdout=(log_dir / "orchestrator.out").open("ab"), stderr=subprocess.STDOUT,
                             start_new_session=True)
-    PID_FILE.write_text(str(orch.pid))
     if not wait_until_caught_up(settings, orch, args.timeout):
         print(f"demo: the streaming jobs did not catch up in {args.timeout:.0f}s; see {log_dir}", file=sys.stderr)
         return 1
@@ -199,7 +217,7 @@ Where to look
   Outputs (Parquet)    {settings.output_root}
 Demo finished in {minutes:.1f} minutes.""")
     if args.stop:
-        stop_previous_orchestrator()
+        stack.stop_orchestrator(settings.state_root)
         stack.down()
         print("Stopped the orchestrator and the stack.")
     else:

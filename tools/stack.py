@@ -284,15 +284,37 @@ def up(with_kafka: bool = True, with_spark: bool = True, timeout: float = 120.0)
               " with 2 ALIVE workers")
 
 
-# Processes started on top of the stack (the demo's orchestrator) are stopped first, so their
-# Spark applications end before the cluster goes away.
-CLIENTS = (Component("orchestrator", (), {}, markers=("orchestrator.py",)),)
+def stop_orchestrator(state_root: Path | None = None, timeout: float = 150.0) -> bool:
+    """Stop the orchestrator that holds the state folder's lock (SIGTERM: it stops its jobs
+    gracefully), then any child it recorded that is still alive (after a SIGKILLed orchestrator).
+    True if something was stopped."""
+    from supervisor import children
+    from supervisor.process import driver_process
+
+    state_dir = Path(state_root or load_settings().state_root) / "orchestrator"
+    stopped = False
+    pid = children.holder(state_dir / "orchestrator.lock")
+    if pid is not None:
+        try:
+            proc = psutil.Process(pid)
+            proc.terminate()
+            proc.wait(timeout=timeout)
+        except psutil.TimeoutExpired:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+        stopped = True
+    for rec in children.load(state_dir / "children.json"):
+        if children.is_alive(rec) or children.group_alive(rec.pgid):
+            children.stop_group(rec, 60.0, lambda p: os.kill(driver_process(p), signal.SIGTERM))
+            stopped = True
+    return stopped
 
 
 def down() -> None:
-    for client in CLIENTS:
-        if stop(client, timeout=150):
-            print(f"stack: {client.name} stopped")
+    # The orchestrator and its jobs first, so their Spark applications end before the cluster goes.
+    if stop_orchestrator():
+        print("stack: orchestrator and its jobs stopped")
     # Workers before the master, the master before the broker: each sees a clean goodbye.
     for comp in reversed(components()):
         print(f"stack: {comp.name} {'stopped' if stop(comp) else 'not running'}")

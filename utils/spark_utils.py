@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -16,7 +15,8 @@ from pyspark.sql import types as T
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
 from configs.logging_config import ContextLogger, get_logger
-from configs.spark_config import PROJECT_ROOT, Settings, get_settings
+from configs.spark_config import Settings, get_settings
+from utils.launch import connector_jars, local_ip_env, spark_conf
 from utils.progress import read_progress_file
 
 # --- Topic schemas (../shared/CONTRACT.md §1) --------------------------------------------------
@@ -109,57 +109,6 @@ _log = get_logger(__name__)
 # --- Session -------------------------------------------------------------------------------------
 
 
-def connector_jars(settings: Settings) -> list[str]:
-    """The Spark-Kafka connector jars resolved by `make setup` (scripts/fetch_jars.sh)."""
-    jars = sorted(str(p) for p in (settings.jars_dir / "spark").glob("*.jar"))
-    if not jars:
-        raise FileNotFoundError(
-            f"no connector jars under {settings.jars_dir / 'spark'}; run 'make setup' first"
-        )
-    return jars
-
-
-def spark_conf(app_name: str, settings: Settings, *, streaming: bool) -> dict[str, str]:
-    """The Spark configuration every job starts from (sized for a 2-core box by default)."""
-    conf = {
-        "spark.app.name": f"{settings.app_name_prefix}-{app_name}",
-        "spark.jars": ",".join(connector_jars(settings)),
-        "spark.driver.memory": settings.spark_driver_memory,
-        "spark.executor.memory": settings.spark_executor_memory,
-        "spark.executor.cores": str(settings.spark_executor_cores),
-        "spark.cores.max": str(settings.spark_cores_max),
-        "spark.sql.session.timeZone": "UTC",
-        "spark.sql.adaptive.enabled": "true",
-        "spark.sql.adaptive.coalescePartitions.enabled": "true",
-        "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
-        "spark.sql.sources.partitionOverwriteMode": "dynamic",
-        "spark.sql.parquet.compression.codec": "snappy",
-        "spark.ui.enabled": str(settings.spark_ui_enabled).lower(),
-        "spark.ui.showConsoleProgress": "false",
-        "spark.driver.host": os.environ.get("SPARK_DRIVER_HOST", "127.0.0.1"),
-        "spark.driver.bindAddress": os.environ.get("SPARK_DRIVER_BIND_ADDRESS", "127.0.0.1"),
-        # Executors import nothing from the project today (no Python UDFs), but keep the code
-        # importable there: the same path on every node (native stack and containers alike).
-        "spark.pyspark.python": os.environ.get("PYSPARK_PYTHON", sys.executable),
-        "spark.executorEnv.PYTHONPATH": str(PROJECT_ROOT),
-    }
-    if streaming:
-        conf.update(
-            {
-                "spark.sql.streaming.stateStore.providerClass": (
-                    "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
-                ),
-                "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
-                "spark.sql.streaming.metricsEnabled": "true",
-                # Adaptive execution does not apply to stateful streaming; the state store has
-                # as many partitions as shuffle partitions, fixed at the first checkpoint.
-                "spark.sql.streaming.noDataMicroBatches.enabled": "true",
-            }
-        )
-    conf.update(settings.spark_extra_conf)
-    return conf
-
-
 def create_spark_session(
     app_name: str,
     settings: Settings | None = None,
@@ -174,6 +123,11 @@ def create_spark_session(
     script, the session goes to `SPARK_MASTER_URL` (or `master`).
     """
     settings = settings or get_settings()
+    if streaming and not connector_jars(settings):
+        raise FileNotFoundError(f"no Kafka connector jars under {settings.jars_dir / 'spark'}; run 'make setup' first")
+    # The driver JVM (started by pyspark when run as a plain script) binds its UI to every
+    # interface unless SPARK_LOCAL_IP is set.
+    local_ip_env(os.environ)
     builder = SparkSession.builder
     for key, value in {**spark_conf(app_name, settings, streaming=streaming),
                        **(extra_conf or {})}.items():
@@ -366,43 +320,3 @@ class ProgressLogger(StreamingQueryListener):
             self.log.error("query failed", extra=extra)
         else:
             self.log.info("query terminated", extra=extra)
-
-
-# --- spark-submit ----------------------------------------------------------------------------------
-
-
-def spark_home() -> Path:
-    """The Spark distribution inside the pinned pyspark package."""
-    import pyspark
-
-    return Path(os.environ.get("SPARK_HOME") or Path(pyspark.__file__).parent)
-
-
-def spark_submit_env(base: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for a `spark-submit` child: the venv's Python and the project on the path."""
-    env = dict(os.environ if base is None else base)
-    env.setdefault("SPARK_HOME", str(spark_home()))
-    env.setdefault("PYSPARK_PYTHON", sys.executable)
-    env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    path = env.get("PYTHONPATH", "")
-    if str(PROJECT_ROOT) not in path.split(os.pathsep):
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), path) if p)
-    return env
-
-
-def spark_submit_command(script: Path | str, args: Sequence[str] = (), *, master: str,
-                         settings: Settings | None = None, conf: dict[str, str] | None = None,
-                         streaming: bool = True) -> list[str]:
-    """The `spark-submit` command line for a job script on `master`.
-
-    Settings that must be known before the driver JVM starts (connector jars on the class path,
-    driver memory) go on the command line; the session builder cannot change them any more.
-    """
-    settings = settings or get_settings()
-    base = spark_conf(Path(script).stem, settings, streaming=streaming)
-    base.pop("spark.app.name")
-    cmd = [str(spark_home() / "bin" / "spark-submit"), "--master", master,
-           "--jars", base.pop("spark.jars"), "--driver-memory", base.pop("spark.driver.memory")]
-    for key, value in {**base, **(conf or {})}.items():
-        cmd += ["--conf", f"{key}={value}"]
-    return [*cmd, str(script), *args]

@@ -18,8 +18,8 @@ import pandas as pd
 import requests
 
 from configs.spark_config import PROJECT_ROOT
+from utils.launch import spark_submit_command, spark_submit_env
 from utils.progress import read_progress_file
-from utils.spark_utils import spark_submit_command, spark_submit_env
 
 MASTER = "spark://127.0.0.1:7077"
 

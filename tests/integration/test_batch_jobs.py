@@ -6,10 +6,15 @@ ranged runs (24 hours in one Spark application, equal to single-hour runs)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+import time
 from datetime import date, timedelta
 
 import pandas as pd
+import psutil
 import pytest
 import yaml
 
@@ -134,8 +139,34 @@ def test_rerun_is_idempotent_and_other_partitions_untouched(batched):
     assert _partition_files(batched, "daily_summaries", f"summary_date={DAY2}") == day2_files
 
 
+def listening_addresses(pid: int) -> set[str]:
+    """The addresses the process tree of `pid` listens on."""
+    try:
+        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return set()
+    out = set()
+    for proc in procs:
+        try:
+            out |= {c.laddr.ip for c in proc.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+        except psutil.Error:
+            continue
+    return out
+
+
 def test_missing_input_gives_a_warning_and_no_output(batched):
-    run_batch(batched, "daily_summary", "--target-date", "2026-10-01")
+    # Run as a user would, `python jobs/...`, without SPARK_LOCAL_IP: its Spark UI (and every other
+    # socket it listens on) is on 127.0.0.1 only.
+    env = {k: v for k, v in {**os.environ, **batched.env}.items() if k != "SPARK_LOCAL_IP"}
+    proc = subprocess.Popen([sys.executable, "jobs/batch/daily_summary.py", "--target-date", "2026-10-01"],
+                            cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    seen: set[str] = set()
+    while proc.poll() is None:
+        seen |= listening_addresses(proc.pid)
+        time.sleep(0.3)
+    assert proc.returncode == 0
+    assert seen and seen <= {"127.0.0.1"}, seen
     assert not (batched.root / "outputs" / "daily_summaries" / "summary_date=2026-10-01").exists()
     log = (batched.root / "logs" / "daily_summary.log").read_text()
     assert "input partitions missing" in log and "interval empty: partition replaced by nothing" in log

@@ -41,16 +41,19 @@ def logged_at(record: dict) -> datetime:
 def test_intervals_wait_for_their_inputs_then_equal_the_oracle(stack, tmp_path):
     run = Run(tmp_path / "ready", f"rd{uuid.uuid4().hex[:6]}_")
     start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=HOURS)
-    run.generate("--app-events", str(EVENTS), "--sessions-per-minute", f"{EVENTS / 7 / (HOURS * 60):.3f}",
+    # Late records arrive 150 minutes behind: further than two micro-batches of 600 offsets
+    # (~45 minutes of event time each) behind the watermark, so the oracle can drop all of them.
+    # (A micro-batch filters late rows by the previous batch's watermark.)
+    run.generate("--app-events", str(EVENTS), "--sessions-per-minute", f"{EVENTS / 8.5 / (HOURS * 60):.3f}",
                  "--users", "200", "--seed", "41", "--start", start.isoformat(), "--malformed-rate", "0.01",
-                 "--duplicate-rate", "0.02", "--late-rate", "0.01")
+                 "--duplicate-rate", "0.02", "--late-rate", "0.01", "--late-delay-minutes", "150")
     master, held = run.root / "user_master", run.root / "user_master.held"
     master.rename(held)  # the bad configuration: data_enrichment cannot start
 
     orch = Orchestrator(
         run, PORT, "--jobs", "data_enrichment,clickstream_analysis,hourly_aggregate,daily_summary", batch=True,
         env={"KAFKA_MAX_OFFSETS_PER_TRIGGER": "600", "TRIGGER_INTERVAL": "2 seconds",
-             "ORCHESTRATOR_CATCHUP_HOURS": str(HOURS + 2)},
+             "ORCHESTRATOR_CATCHUP_HOURS": "24"},
         registry_edits={"start_seconds: 30": "start_seconds: 10", "backoff_initial_seconds: 5 ":
                         "backoff_initial_seconds: 2 ", "max_consecutive_failures: 5 ": "max_consecutive_failures: 2 "},
     ).start()

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -31,12 +32,13 @@ def test_demo_runs_every_job_and_reports(stack, tmp_path):
     run = Run(tmp_path / "demo", f"demo{uuid.uuid4().hex[:6]}_")
     env = {**os.environ, **run.env, "ORCHESTRATOR_PORT": "18399"}
     try:
-        result = subprocess.run([sys.executable, "-m", "tools.demo", "--app-events", "3000", "--timeout", "600"],
+        result = subprocess.run([sys.executable, "-m", "tools.demo", "--app-events", "3000", "--timeout", "600",
+                                 "--reset-anywhere"],
                                 cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=1200,
                                 check=False)
     finally:
-        for client in stack.CLIENTS:  # the demo leaves its orchestrator running for exploration
-            stack.stop(client, timeout=150)
+        # The demo leaves its orchestrator running for exploration.
+        stack.stop_orchestrator(Path(run.env["STATE_ROOT"]))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = result.stdout
     for name in DATASETS:

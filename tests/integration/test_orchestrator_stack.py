@@ -3,10 +3,13 @@ SIGKILLed; the orchestrator restarts it; the outputs still equal the independent
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import uuid
 
+import psutil
 import pytest
 
 from supervisor.process import driver_process
@@ -14,6 +17,7 @@ from tests.integration.helpers import Orchestrator, Run, merge_truth, read_progr
 
 pytestmark = pytest.mark.integration
 PORT = 18299
+SECRET = "never-on-a-command-line-42"
 
 
 def test_driver_killed_is_restarted_and_outputs_stay_exact(stack, tmp_path):
@@ -22,13 +26,20 @@ def test_driver_killed_is_restarted_and_outputs_stay_exact(stack, tmp_path):
     run.generate("--app-events", "4000", "--seed", "21", "--start", "2026-11-22T10:00:00Z", *common,
                  truth=run.root / "truth1")
     orch = Orchestrator(run, PORT, "--jobs", "event_aggregation",
-                        env={"KAFKA_MAX_OFFSETS_PER_TRIGGER": "400", "TRIGGER_INTERVAL": "2 seconds"},
+                        env={"KAFKA_MAX_OFFSETS_PER_TRIGGER": "400", "TRIGGER_INTERVAL": "2 seconds",
+                             # A secret-looking setting (harmless here): it must not reach any argv.
+                             "SPARK_EXTRA_CONF": json.dumps({"spark.hadoop.fs.s3a.secret.key": SECRET})},
                         registry_edits={"start_seconds: 30": "start_seconds: 15",
                                         "backoff_initial_seconds: 5 ": "backoff_initial_seconds: 2 "}).start()
     try:
         orch.wait_for(lambda s: (read_progress(run, "event_aggregation").get("events_aggregated_realtime", {})
                                  .get("batch_id") or -1) >= 2, 300, "first micro-batches")
         before = orch.status()["jobs"]["event_aggregation"]
+        tree = psutil.Process(orch.proc.pid).children(recursive=True)
+        assert len(tree) >= 3, "orchestrator -> spark-submit JVM -> Python driver"
+        for proc in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                assert SECRET not in " ".join(proc.cmdline()), proc.cmdline()
         os.kill(driver_process(before["pid"]), signal.SIGKILL)
         run.generate("--app-events", "4000", "--seed", "22", "--start", "2026-11-22T12:00:00Z", *common,
                      truth=run.root / "truth2")

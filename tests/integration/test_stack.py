@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from configs.spark_config import PROJECT_ROOT, load_settings
-from utils.spark_utils import spark_submit_command, spark_submit_env
+from utils.launch import spark_submit_command, spark_submit_env
 
 pytestmark = pytest.mark.integration
 

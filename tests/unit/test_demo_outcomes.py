@@ -27,3 +27,18 @@ def test_summary_says_what_ran_and_what_waits_and_why():
         "    hourly_aggregate: 30 intervals succeeded (1,234 rows written), 1 FAILED; "
         f"1 waiting for their inputs, first 2026-11-29T16:00:00+00:00: {reason}")
     assert batch_summary("daily_summary", job()) == "    daily_summary: 30 intervals succeeded (1,234 rows written)"
+
+
+def test_the_demo_refuses_to_delete_folders_outside_the_project_or_remote_topics(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from configs.spark_config import PROJECT_ROOT
+
+    env = {**os.environ, "OUTPUT_ROOT": str(tmp_path / "precious"), "KAFKA_BOOTSTRAP_SERVERS": "kafka.prod:9092"}
+    result = subprocess.run([sys.executable, "-m", "tools.demo"], cwd=PROJECT_ROOT, env=env, capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert f"OUTPUT_ROOT is {tmp_path / 'precious'}, outside {PROJECT_ROOT}" in result.stderr
+    assert "kafka.prod:9092" in result.stderr and "--reset-anywhere" in result.stderr

@@ -109,3 +109,77 @@ def test_job_without_streaming_progress_is_restarted_as_unhealthy(tmp_path):
     finally:
         orch.send_signal(signal.SIGTERM)
         orch.wait(timeout=30)
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def cli(tmp_path: Path, port: int, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "JOB_REGISTRY_PATH": str(REGISTRY), "STATE_ROOT": str(tmp_path / "state"),
+           "ORCHESTRATOR_PORT": str(port)}
+    return subprocess.run([sys.executable, "orchestrator.py", *args], cwd=PROJECT_ROOT, env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_a_second_orchestrator_is_refused_and_a_killed_one_is_succeeded_by_adoption(tmp_path):
+    orch = start_orchestrator(tmp_path, 18195, "--jobs", "sleeper")
+    try:
+        first = wait_status(18195, lambda s: s["jobs"]["sleeper"]["state"] == "RUNNING")
+        second = start_orchestrator(tmp_path, 18196, "--jobs", "sleeper")
+        assert second.wait(timeout=60) == 1
+        assert f"another orchestrator (pid {orch.pid}) is running" in (tmp_path / "orch.err").read_text()
+        # The OOM killer, kill -9: the job outlives its orchestrator (its own session)...
+        sleeper = first["jobs"]["sleeper"]["pid"]
+        tree = [sleeper, *(p.pid for p in descendants(sleeper))]
+        os.kill(orch.pid, signal.SIGKILL)
+        orch.wait(timeout=10)
+        assert all(alive(p) for p in tree)
+        down = cli(tmp_path, 18195, "status")
+        assert down.returncode == 1 and "not running (last status written at" in down.stderr, down.stderr
+        # ...and the next orchestrator adopts it instead of starting a second one.
+        orch = start_orchestrator(tmp_path, 18195, "--jobs", "sleeper")
+        adopted = wait_status(18195, lambda s: s["jobs"]["sleeper"]["state"] == "RUNNING")
+        assert adopted["jobs"]["sleeper"]["pid"] == sleeper and adopted["jobs"]["sleeper"]["starts"] == 1
+        assert cli(tmp_path, 18195, "status").returncode == 0
+    finally:
+        orch.send_signal(signal.SIGTERM)
+        assert orch.wait(timeout=30) == 0
+    _, left = psutil.wait_procs([psutil.Process(p) for p in tree if alive(p)], timeout=10)
+    assert left == [], "an adopted job is stopped like our own"
+    records = json.loads((tmp_path / "state" / "orchestrator" / "children.json").read_text())
+    assert records == []
+
+
+def test_one_job_is_stopped_started_and_restarted_while_the_others_run(tmp_path):
+    orch = start_orchestrator(tmp_path, 18197, "--jobs", "sleeper,stubborn,crasher")
+    try:
+        status = wait_status(18197, lambda s: s["jobs"]["sleeper"]["state"] == "RUNNING"
+                             and s["jobs"]["crasher"]["state"] == "FATAL")
+        other = status["jobs"]["stubborn"]["pid"]
+        stopped = cli(tmp_path, 18197, "stop", "sleeper")
+        assert stopped.returncode == 0 and "stop sleeper requested" in stopped.stdout
+        wait_status(18197, lambda s: s["jobs"]["sleeper"]["state"] == "STOPPED")
+        assert cli(tmp_path, 18197, "start", "sleeper").returncode == 0
+        started = wait_status(18197, lambda s: s["jobs"]["sleeper"]["state"] == "RUNNING")
+        first = started["jobs"]["sleeper"]["pid"]
+        assert cli(tmp_path, 18197, "restart", "sleeper").returncode == 0
+        restarted = wait_status(18197, lambda s: s["jobs"]["sleeper"]["state"] == "RUNNING"
+                                and s["jobs"]["sleeper"]["pid"] != first)
+        assert restarted["jobs"]["sleeper"]["failures"] == 0, "an operator's restart is not a failure"
+        assert restarted["jobs"]["stubborn"]["pid"] == other and restarted["jobs"]["stubborn"]["state"] == "RUNNING"
+        # start clears FATAL (the crasher fails again at once: FATAL after its 3 attempts).
+        assert cli(tmp_path, 18197, "start", "crasher").returncode == 0
+        again = wait_status(18197, lambda s: s["jobs"]["crasher"]["starts"] >= 6
+                            and s["jobs"]["crasher"]["state"] == "FATAL")
+        assert again["jobs"]["crasher"]["starts"] == 6
+        unknown = cli(tmp_path, 18197, "stop", "nope")
+        assert unknown.returncode == 1 and "'nope' is unknown" in unknown.stderr
+    finally:
+        orch.send_signal(signal.SIGTERM)
+        assert orch.wait(timeout=30) == 1, "a FATAL job at the end makes the exit code 1"
+    gone = cli(tmp_path, 18197, "stop", "sleeper")
+    assert gone.returncode == 1 and "not running" in gone.stderr

@@ -44,7 +44,7 @@ def test_environment_overrides(clean_env):
 
 
 def test_extra_spark_conf_is_applied_last(clean_env):
-    from utils.spark_utils import spark_conf
+    from utils.launch import spark_conf
 
     hdfs = "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider"
     assert "RocksDB" in spark_conf("t", load_settings(), streaming=True)["spark.sql.streaming.stateStore.providerClass"]

@@ -1,0 +1,46 @@
+"""How jobs are launched: no secret on a command line, UIs on 127.0.0.1 without kill links, and
+an orchestrator that never loads pyspark."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+import sys
+
+from configs.spark_config import PROJECT_ROOT, load_settings
+from utils.launch import spark_conf, spark_submit_command, spark_submit_env
+
+SECRET = "s3cr3t-value-that-must-not-leak"
+
+
+def test_secret_settings_go_to_an_owner_only_properties_file_not_to_argv(tmp_path):
+    settings = load_settings(state_root=tmp_path, spark_extra_conf={
+        "spark.hadoop.fs.s3a.secret.key": SECRET, "spark.hadoop.fs.s3a.access.key": "AKIA-EXAMPLE",
+        "spark.sql.shuffle.partitions": "3"})
+    cmd = spark_submit_command(PROJECT_ROOT / "jobs/batch/daily_summary.py", ["--target-date", "2026-11-24"],
+                               master="local[1]", settings=settings)
+    assert not any(SECRET in arg or "AKIA-EXAMPLE" in arg for arg in cmd)
+    assert "spark.sql.shuffle.partitions=3" in cmd, "other settings stay on the command line"
+    props = cmd[cmd.index("--properties-file") + 1]
+    mode = stat.S_IMODE((tmp_path / "secrets" / props.rsplit("/", 1)[1]).stat().st_mode)
+    assert mode == 0o600
+    assert f"spark.hadoop.fs.s3a.secret.key {SECRET}\n" in open(props).read()  # noqa: SIM115
+    # The same secrets again: the same file, written once.
+    assert spark_submit_command(PROJECT_ROOT / "jobs/batch/daily_summary.py", [], master="local[1]",
+                                settings=settings)[cmd.index("--properties-file") + 1] == props
+
+
+def test_ui_binds_to_loopback_without_kill_links_unless_configured():
+    conf = spark_conf("x", load_settings(), streaming=False)
+    assert conf["spark.ui.killEnabled"] == "false" and conf["spark.driver.bindAddress"] == "127.0.0.1"
+    assert spark_submit_env({"PATH": "/usr/bin"})["SPARK_LOCAL_IP"] == "127.0.0.1"
+    assert spark_submit_env({"SPARK_DRIVER_BIND_ADDRESS": "0.0.0.0"})["SPARK_LOCAL_IP"] == "0.0.0.0"
+    assert spark_submit_env({"SPARK_LOCAL_IP": "10.0.0.5"})["SPARK_LOCAL_IP"] == "10.0.0.5"
+
+
+def test_the_orchestrator_and_the_stack_tool_never_load_pyspark():
+    code = ("import sys, orchestrator, tools.stack, tools.demo, supervisor.manager; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pyspark', 'py4j')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,134 @@
+"""How a job is launched, without pyspark: its Spark configuration, and the `spark-submit`
+command and environment the orchestrator, the tests and the benchmarks start it with.
+
+The orchestrator imports this (never pyspark): building a command must not load a JVM bridge,
+nor fail because the Kafka connector jars are missing (the job itself says so when it needs them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from configs.spark_config import PROJECT_ROOT, Settings, get_settings, is_secret_key
+
+
+def connector_jars(settings: Settings) -> list[str]:
+    """The Spark-Kafka connector jars resolved by `make setup` (scripts/fetch_jars.sh); [] if none."""
+    return sorted(str(p) for p in (settings.jars_dir / "spark").glob("*.jar"))
+
+
+def spark_conf(app_name: str, settings: Settings, *, streaming: bool) -> dict[str, str]:
+    """The Spark configuration every job starts from (sized for a 2-core box by default)."""
+    bind = os.environ.get("SPARK_DRIVER_BIND_ADDRESS", "127.0.0.1")
+    conf = {
+        "spark.app.name": f"{settings.app_name_prefix}-{app_name}",
+        "spark.jars": ",".join(connector_jars(settings)),
+        "spark.driver.memory": settings.spark_driver_memory,
+        "spark.executor.memory": settings.spark_executor_memory,
+        "spark.executor.cores": str(settings.spark_executor_cores),
+        "spark.cores.max": str(settings.spark_cores_max),
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.adaptive.enabled": "true",
+        "spark.sql.adaptive.coalescePartitions.enabled": "true",
+        "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
+        "spark.sql.sources.partitionOverwriteMode": "dynamic",
+        "spark.sql.parquet.compression.codec": "snappy",
+        "spark.ui.enabled": str(settings.spark_ui_enabled).lower(),
+        # The UI's kill links stop jobs and stages of a running application: off by default.
+        "spark.ui.killEnabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.host": os.environ.get("SPARK_DRIVER_HOST", "127.0.0.1"),
+        "spark.driver.bindAddress": bind,
+        # Executors import nothing from the project today (no Python UDFs), but keep the code
+        # importable there: the same path on every node (native stack and containers alike).
+        "spark.pyspark.python": os.environ.get("PYSPARK_PYTHON", sys.executable),
+        "spark.executorEnv.PYTHONPATH": str(PROJECT_ROOT),
+    }
+    if streaming:
+        conf.update(
+            {
+                "spark.sql.streaming.stateStore.providerClass": (
+                    "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+                ),
+                "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
+                "spark.sql.streaming.metricsEnabled": "true",
+                # Adaptive execution does not apply to stateful streaming; the state store has
+                # as many partitions as shuffle partitions, fixed at the first checkpoint.
+                "spark.sql.streaming.noDataMicroBatches.enabled": "true",
+            }
+        )
+    conf.update(settings.spark_extra_conf)
+    return conf
+
+
+def local_ip_env(env: dict[str, str]) -> dict[str, str]:
+    """SPARK_LOCAL_IP for a driver JVM: Spark binds its UI (kill links and all) to every
+    interface unless it is set, whatever spark.driver.bindAddress says. Default: the bind address."""
+    env.setdefault("SPARK_LOCAL_IP", env.get("SPARK_DRIVER_BIND_ADDRESS", "127.0.0.1"))
+    return env
+
+
+def spark_home() -> Path:
+    """The Spark distribution inside the pinned pyspark package (found without importing it)."""
+    spec = importlib.util.find_spec("pyspark")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError("pyspark is not installed; run 'make setup' first")
+    return Path(os.environ.get("SPARK_HOME") or Path(spec.origin).parent)
+
+
+def spark_submit_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for a `spark-submit` child: the venv's Python, the project on the path, and
+    the driver bound to 127.0.0.1 unless configured otherwise."""
+    env = local_ip_env(dict(os.environ if base is None else base))
+    env.setdefault("SPARK_HOME", str(spark_home()))
+    env.setdefault("PYSPARK_PYTHON", sys.executable)
+    env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    path = env.get("PYTHONPATH", "")
+    if str(PROJECT_ROOT) not in path.split(os.pathsep):
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), path) if p)
+    return env
+
+
+def secrets_file(secrets: dict[str, str], folder: Path) -> Path:
+    """A Spark properties file with `secrets`, readable only by its owner (0600), named by a hash
+    of its content so that concurrent launches never write the same file differently."""
+    text = "".join(f"{k} {v}\n" for k, v in sorted(secrets.items()))
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = folder / f"spark-{hashlib.sha256(text.encode()).hexdigest()[:16]}.properties"
+    if not path.exists():
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        tmp.replace(path)
+    return path
+
+
+def spark_submit_command(script: Path | str, args: Sequence[str] = (), *, master: str,
+                         settings: Settings | None = None, conf: dict[str, str] | None = None,
+                         streaming: bool = True) -> list[str]:
+    """The `spark-submit` command line for a job script on `master`.
+
+    Settings that must be known before the driver JVM starts (connector jars on the class path,
+    driver memory) go on the command line; the session builder cannot change them any more.
+    Secret-looking settings (password, secret, token, key...) never do: anyone on the host can
+    read a command line (`ps`). They go in a properties file only the owner can read.
+    """
+    settings = settings or get_settings()
+    base = {**spark_conf(Path(script).stem, settings, streaming=streaming), **(conf or {})}
+    base.pop("spark.app.name")
+    jars = base.pop("spark.jars")
+    cmd = [str(spark_home() / "bin" / "spark-submit"), "--master", master,
+           "--driver-memory", base.pop("spark.driver.memory"), *(["--jars", jars] if jars else [])]
+    secrets = {k: v for k, v in base.items() if is_secret_key(k)}
+    if secrets:
+        cmd += ["--properties-file", str(secrets_file(secrets, settings.state_root / "secrets"))]
+    for key, value in base.items():
+        if key not in secrets:
+            cmd += ["--conf", f"{key}={value}"]
+    return [*cmd, str(script), *args]
