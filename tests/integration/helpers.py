@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -265,3 +266,26 @@ def window_figures(run: Run, truth: Path) -> dict:
     return {"events_expected": sum(n for n, _ in expected.values()), "events_out": int(df.event_count.sum())
             if len(df) else 0, "lost": lost, "duplicated": duplicated, "windows_expected": len(expected),
             "windows_out": len(df), "exact": got == expected and len(df) == len(got)}
+
+
+def four_outputs_figures(run: Run, truth: Path) -> dict[str, bool]:
+    """Each streaming job's main output against the oracle: exact or not."""
+    from tests import oracle
+
+    sessions = run.dataset("clickstream_sessions")
+    expected_sessions = oracle.sessions(truth, gap=timedelta(minutes=30), watermark=timedelta(minutes=5))
+    starts = pd.to_datetime(sessions.session_start, utc=True) if len(sessions) else []
+    got_sessions = {(s, t.to_pydatetime()): (n, list(p))
+                    for s, t, n, p in zip(sessions.session_id, starts, sessions.click_count, sessions.click_path,
+                                          strict=True)}
+    changes = run.dataset("cdc_transformed")
+    enriched = run.dataset("enriched_events")
+    accepted = {e["event_id"] for e in oracle.accepted(truth, "app_events", "event_id")}
+    return {
+        "event_aggregation": window_figures(run, truth)["exact"],
+        "clickstream_analysis": len(sessions) == len(got_sessions) and got_sessions == {
+            k: (v["click_count"], v["click_path"]) for k, v in expected_sessions.items()},
+        "cdc_transformation": Counter(zip(changes.table_name, changes.operation, strict=True))
+        == oracle.cdc_operation_counts(truth),
+        "data_enrichment": len(enriched) == len(set(enriched.event_id)) and set(enriched.event_id) == accepted,
+    }

@@ -133,10 +133,13 @@ def _partition_files(run, dataset: str, partition: str) -> dict[str, int]:
 def test_rerun_is_idempotent_and_other_partitions_untouched(batched):
     day2_files = _partition_files(batched, "daily_summaries", f"summary_date={DAY2}")
     before = batched.dataset("daily_summaries").sort_values(["summary_date", "app_type"]).reset_index(drop=True)
-    run_batch(batched, "daily_summary", "--target-date", DAY1.isoformat())
+    run_batch(batched, "daily_summary", "--target-date", DAY1.isoformat(), "--force")
     after = batched.dataset("daily_summaries").sort_values(["summary_date", "app_type"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(before, after)
     assert _partition_files(batched, "daily_summaries", f"summary_date={DAY2}") == day2_files
+
+
+LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 
 
 def listening_addresses(pid: int) -> set[str]:
@@ -166,7 +169,7 @@ def test_missing_input_gives_a_warning_and_no_output(batched):
         seen |= listening_addresses(proc.pid)
         time.sleep(0.3)
     assert proc.returncode == 0
-    assert seen and seen <= {"127.0.0.1"}, seen
+    assert seen and seen <= LOOPBACK, seen
     assert not (batched.root / "outputs" / "daily_summaries" / "summary_date=2026-10-01").exists()
     log = (batched.root / "logs" / "daily_summary.log").read_text()
     assert "input partitions missing" in log and "interval empty: partition replaced by nothing" in log

@@ -36,7 +36,7 @@ def test_driver_killed_is_restarted_and_outputs_stay_exact(stack, tmp_path):
                                  .get("batch_id") or -1) >= 2, 300, "first micro-batches")
         before = orch.status()["jobs"]["event_aggregation"]
         tree = psutil.Process(orch.proc.pid).children(recursive=True)
-        assert len(tree) >= 3, "orchestrator -> spark-submit JVM -> Python driver"
+        assert {p.name() for p in tree} >= {"java", "python"}, "the spark-submit JVM and the Python driver"
         for proc in tree:
             with contextlib.suppress(psutil.NoSuchProcess):
                 assert SECRET not in " ".join(proc.cmdline()), proc.cmdline()
