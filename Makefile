@@ -9,7 +9,7 @@ export PYSPARK_PYTHON := $(CURDIR)/$(PY)
 export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(PY)
 PYTEST_ARGS ?=
 
-.PHONY: setup jars stack-up stack-down stack-status test test-unit test-integration test-chaos \
+.PHONY: setup jars browser stack-up stack-down stack-status test test-unit test-integration test-chaos \
         lint demo bench clean
 
 setup: $(VENV)/.installed jars ## venv, pinned Python packages and the Maven jars (idempotent)
@@ -23,6 +23,15 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 jars:
 	bash scripts/fetch_jars.sh
 
+browser: ## Chromium and its driver from Debian's packages, for the status page's browser test
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then exit 0; fi; \
+	if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	else \
+	  echo "make browser: install Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)" >&2; \
+	  exit 1; \
+	fi
+
 stack-up: setup ## start Kafka (KRaft) and a Spark master with two workers
 	$(PY) -m tools.stack up
 
@@ -35,14 +44,14 @@ stack-status:
 lint: setup
 	$(PY) -m ruff check .
 
-test: setup ## unit + integration tests; integration tests start the stack once per session
+test: setup browser ## unit + integration tests; integration tests start the stack once per session
 	$(PY) -m ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: setup
 	$(PY) -m pytest -m "not integration and not chaos" $(PYTEST_ARGS)
 
-test-integration: setup
+test-integration: setup browser
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
 
 test-chaos: setup

@@ -36,7 +36,10 @@ import requests
 from configs.logging_config import configure_logging
 from configs.spark_config import SettingsError, load_job_registry, load_settings
 from supervisor.children import AlreadyRunningError, InstanceLock, holder
+from supervisor.health import master_ui_url
 from supervisor.manager import Orchestrator
+from supervisor.metrics import render_metrics
+from supervisor.page import render_page
 from supervisor.scheduler import Ledger, consecutive_runs, intervals_between, step
 from supervisor.server import serve
 from utils import readiness
@@ -253,7 +256,11 @@ def main(argv: list[str] | None = None) -> int:
     orch = Orchestrator(settings, registry, streaming=streaming, batch=batch, once=args.once)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: orch.request_shutdown(signum))
-    server = serve(orch.status, os.environ.get("ORCHESTRATOR_HOST", "127.0.0.1"), _port(args), control=orch.control)
+    master_ui = master_ui_url(settings.spark_master_url)
+    server = serve(orch.status, os.environ.get("ORCHESTRATOR_HOST", "127.0.0.1"), _port(args), control=orch.control,
+                   metrics=lambda snapshot: render_metrics(snapshot, orch.tracker),
+                   page=lambda snapshot: render_page(snapshot, orch.tracker.rates, master_ui=master_ui,
+                                                     history_ui=settings.spark_history_ui_url))
     log.info("orchestrator started", extra={"streaming": streaming, "batch": batch, "port": _port(args)})
     try:
         return orch.run()

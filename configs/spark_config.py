@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     # {"spark.sql.streaming.stateStore.providerClass": "...HDFSBackedStateStoreProvider"}
     spark_extra_conf: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     spark_ui_enabled: bool = True
+    # Spark event logs (for the History Server): on by default, under STATE_ROOT/spark-events.
+    spark_event_log_enabled: bool = True
+    spark_event_log_dir: Path | None = None
+    spark_history_ui_url: str = "http://127.0.0.1:18080"
 
     # Streaming
     trigger_interval: str = "10 seconds"
@@ -196,6 +200,10 @@ class Settings(BaseSettings):
             data[name] = {k: ("***" if is_secret_key(k) else v) for k, v in getattr(self, name).items()}
         return data
 
+    @property
+    def event_log_dir(self) -> Path:
+        return self.spark_event_log_dir or self.state_root / "spark-events"
+
     def dataset_path(self, name: str) -> str:
         return str(self.output_root / name)
 
@@ -293,6 +301,8 @@ class JobSpec(BaseModel):
     script: str
     description: str = ""
     args: tuple[str, ...] = ()
+    # Streaming only: the contract topics it reads (for the Kafka lag metric).
+    topics: tuple[Literal["app_events", "clickstream", "cdc_changes", "external_data"], ...] = ()
     # Batch only: a cron expression (UTC) and the interval a run covers.
     schedule: str | None = None
     interval: Literal["hour", "day"] | None = None

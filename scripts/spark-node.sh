@@ -3,8 +3,9 @@
 # package. Used by the native local stack (tools/stack.py) and by the containers alike.
 #   scripts/spark-node.sh master
 #   scripts/spark-node.sh worker <N>    (N picks the default UI port: 8080 + N)
+#   scripts/spark-node.sh history       (the History Server over SPARK_HISTORY_LOG_DIR)
 set -euo pipefail
-role=${1:?usage: spark-node.sh master|worker N}
+role=${1:?usage: spark-node.sh master|worker N|history}
 PYTHON=${PYTHON:-python3}
 SPARK_HOME=${SPARK_HOME:-$("$PYTHON" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')}
 export SPARK_HOME
@@ -38,14 +39,28 @@ case "$role" in
     webui_port=${SPARK_WORKER_WEBUI_PORT:-$((8080 + n))}
     work_dir=${SPARK_WORKER_DIR:-.stack/spark/worker-$n}
     mkdir -p "$work_dir"
+    # Finished applications' work folders (jars, executor logs) are removed after a day.
+    export SPARK_WORKER_OPTS="-Dspark.worker.cleanup.enabled=true -Dspark.worker.cleanup.interval=1800 \
+      -Dspark.worker.cleanup.appDataTtl=${SPARK_WORKER_CLEANUP_TTL:-86400} ${SPARK_WORKER_OPTS:-}"
     exec "$SPARK_HOME/bin/spark-class" org.apache.spark.deploy.worker.Worker \
       --host "$host" \
       --cores "${SPARK_WORKER_CORES:-6}" --memory "${SPARK_WORKER_MEMORY:-6g}" \
       --webui-port "$webui_port" --work-dir "$work_dir" \
       "$SPARK_MASTER_URL"
     ;;
+  history)
+    export SPARK_LOCAL_IP=${SPARK_LOCAL_IP:-127.0.0.1}
+    log_dir=${SPARK_HISTORY_LOG_DIR:?set SPARK_HISTORY_LOG_DIR to the jobs\' event log folder}
+    mkdir -p "$log_dir"
+    # Event logs older than a week are deleted; the jobs roll theirs at 16 MB.
+    export SPARK_HISTORY_OPTS="-Dspark.history.fs.logDirectory=file://$(cd "$log_dir" && pwd) \
+      -Dspark.history.ui.port=${SPARK_HISTORY_UI_PORT:-18080} -Dspark.history.fs.update.interval=5s \
+      -Dspark.history.fs.cleaner.enabled=true -Dspark.history.fs.cleaner.maxAge=${SPARK_HISTORY_MAX_AGE:-7d} \
+      ${SPARK_HISTORY_OPTS:-}"
+    exec "$SPARK_HOME/bin/spark-class" org.apache.spark.deploy.history.HistoryServer
+    ;;
   *)
-    echo "spark-node.sh: unknown role '$role' (expected master or worker)" >&2
+    echo "spark-node.sh: unknown role '$role' (expected master, worker or history)" >&2
     exit 2
     ;;
 esac

@@ -18,11 +18,12 @@ from pathlib import Path
 
 from configs.spark_config import PROJECT_ROOT, JobSpec, Settings, duration_seconds
 from supervisor import children, health
+from supervisor.metrics import KafkaOffsets, ProgressTracker, job_lag, kafka_client_options, query_summary
 from supervisor.process import UNKNOWN_EXIT, AdoptedChild, Child, State, SupervisedProcess, driver_process, spawn
 from supervisor.scheduler import Ledger, Scheduler, consecutive_runs, job_args
 from utils import readiness
 from utils.launch import spark_submit_command, spark_submit_env
-from utils.progress import last_progress, progress_path
+from utils.progress import last_progress, parse_watermark, progress_path, read_progress_file
 
 log = logging.getLogger("orchestrator")
 
@@ -89,6 +90,9 @@ class Orchestrator:
     batch_failed: int = 0
     # Operator commands from the HTTP thread, applied by the main loop (one thread drives the states).
     commands: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
+    tracker: ProgressTracker = field(default_factory=ProgressTracker)
+    progress: dict[str, dict] = field(default_factory=dict)
+    offsets: KafkaOffsets | None = None
     started_at: float = 0.0
     shutting_down: threading.Event = field(default_factory=threading.Event)
     forced: bool = False
@@ -215,6 +219,9 @@ class Orchestrator:
     def _tick(self) -> None:
         now = self.clock()
         self._apply_commands()
+        for name in self.processes:
+            self.progress[name] = read_progress_file(self._progress_file(name))
+            self.tracker.observe(name, self.progress[name], now)
         for name, proc in self.processes.items():
             proc.tick()
             if proc.state is State.RUNNING and proc.stats.last_start and proc.policy.stale_progress_triggers:
@@ -336,6 +343,10 @@ class Orchestrator:
 
     def start(self) -> None:
         self.started_at = self.clock()
+        topics = {self.settings.topics[t] for n in self.processes for t in self.jobs[n].topics}
+        if topics:
+            self.offsets = KafkaOffsets(self.settings.kafka_bootstrap_servers, topics,
+                                        client_options=kafka_client_options(self.settings.kafka_extra_options)).start()
         handled = self._adopt_recorded()
         recovered = self.ledger.recover_interrupted(keep_run_ids=handled)
         if recovered:
@@ -381,6 +392,8 @@ class Orchestrator:
                 proc.tick()
             self._reap_batches()
         self._save_children()
+        if self.offsets:
+            self.offsets.stop()
         self.write_status()
 
     def _all_down(self) -> bool:
@@ -414,9 +427,7 @@ class Orchestrator:
 
     def status(self) -> dict:
         now = self.clock()
-        jobs = {n: {**p.snapshot(), "kind": "streaming",
-                    "last_progress": last_progress(self._progress_file(n))}
-                for n, p in self.processes.items()}
+        jobs = {n: self._streaming_status(n, p, now) for n, p in self.processes.items()}
         now_dt = datetime.fromtimestamp(now, UTC)
         for name in self.batch:
             run = self.batch_runs.get(name)
@@ -436,6 +447,7 @@ class Orchestrator:
                 "rows_written": self.ledger.rows_written(name),
                 "waiting": [{"interval": i.isoformat(), "reason": r} for i, r in sorted(waiting.items())[:5]],
                 "last_run": last,
+                "last_success_at": self.ledger.last_success_at(name),
                 "next_fire": self.scheduler.next_fire(name, now_dt).isoformat(),
             }
         fatal = [n for n, p in self.processes.items() if p.state is State.FATAL]
@@ -444,6 +456,20 @@ class Orchestrator:
         return {"healthy": healthy, "time": now_dt.isoformat(), "pid": os.getpid(),
                 "uptime_seconds": round(now - self.started_at, 1), "shutting_down": self.shutting_down.is_set(),
                 "spark_master": master, "fatal_jobs": fatal, "jobs": jobs}
+
+    def _streaming_status(self, name: str, proc: SupervisedProcess, now: float) -> dict:
+        progress = self.progress.get(name, {})
+        app = next((r for r in progress.values() if r.get("app_id")), {})
+        running = proc.state in (State.STARTING, State.RUNNING)
+        lag = None
+        if self.offsets and self.offsets.updated_at:
+            lag = job_lag([self.settings.topics[t] for t in self.jobs[name].topics], progress,
+                          self.offsets.latest, self.offsets.earliest)
+        return {**proc.snapshot(), "kind": "streaming", "last_progress": last_progress(self._progress_file(name)),
+                # The driver's UI answers only while the job runs; the application id stays
+                # valid for the History Server.
+                "app_id": app.get("app_id"), "ui_url": app.get("ui_url") if running else None,
+                "lag": lag, "queries": query_summary(progress, now, parse_watermark)}
 
     def write_status(self) -> dict:
         status = self.status()

@@ -163,6 +163,11 @@ class Ledger:
             out.append(record)
         return sorted(out, key=lambda r: (r["job"], r["interval_start"]))
 
+    def last_success_at(self, job: str) -> float | None:
+        """When the job's last successful interval finished, epoch seconds."""
+        row = self.db.execute("SELECT MAX(finished_at) FROM runs WHERE job=? AND status='succeeded'", (job,)).fetchone()
+        return datetime.fromisoformat(row[0]).timestamp() if row and row[0] else None
+
     def rows_written(self, job: str) -> int:
         return self.db.execute("SELECT COALESCE(SUM(rows_written), 0) FROM runs WHERE job=? AND status='succeeded'",
                                (job,)).fetchone()[0]

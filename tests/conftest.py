@@ -16,7 +16,7 @@ def spark():
     from utils.spark_utils import create_spark_session
 
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    settings = load_settings(spark_ui_enabled=False, spark_shuffle_partitions=2)
+    settings = load_settings(spark_ui_enabled=False, spark_shuffle_partitions=2, spark_event_log_enabled=False)
     session = create_spark_session("unit-tests", settings, master="local[2]")
     yield session
     session.stop()

@@ -86,6 +86,14 @@ def components() -> list[Component]:
             markers=("spark-node.sh", "org.apache.spark.deploy.master.Master"),
         ),
     ]
+    comps.append(
+        Component(
+            "spark-history",
+            ("bash", str(PROJECT_ROOT / "scripts" / "spark-node.sh"), "history"),
+            {"SPARK_HISTORY_UI_PORT": _env_int("SPARK_HISTORY_UI_PORT", 18080)},
+            {**base_env, "SPARK_HISTORY_LOG_DIR": str(load_settings().event_log_dir)},
+            markers=("spark-node.sh", "org.apache.spark.deploy.history.HistoryServer"),
+        ))
     for n in (1, 2):
         ui_port = _env_int(f"SPARK_WORKER{n}_WEBUI_PORT", master_ui + n)
         comps.append(
@@ -199,6 +207,13 @@ def kafka_ready(bootstrap: str) -> bool:
         admin.close()
 
 
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=3).ok
+    except requests.RequestException:
+        return False
+
+
 def master_state(ui_port: int) -> dict | None:
     try:
         return requests.get(f"http://{HOST}:{ui_port}/json/", timeout=3).json()
@@ -259,7 +274,7 @@ def up(with_kafka: bool = True, with_spark: bool = True, timeout: float = 120.0)
     settings = load_settings()
     master_ui = comps["spark-master"].ports["SPARK_MASTER_WEBUI_PORT"]
     wanted = ([comps["kafka"]] if with_kafka else []) + (
-        [comps["spark-master"], comps["spark-worker-1"], comps["spark-worker-2"]]
+        [comps["spark-master"], comps["spark-worker-1"], comps["spark-worker-2"], comps["spark-history"]]
         if with_spark else [])
     for comp in wanted:
         if read_pid(comp) is None:
@@ -282,6 +297,10 @@ def up(with_kafka: bool = True, with_spark: bool = True, timeout: float = 120.0)
         print(f"stack: spark master ready at spark://{HOST}:"
               f"{comps['spark-master'].ports['SPARK_MASTER_PORT']} (UI http://{HOST}:{master_ui})"
               " with 2 ALIVE workers")
+        history = f"http://{HOST}:{comps['spark-history'].ports['SPARK_HISTORY_UI_PORT']}"
+        _wait("Spark History Server", lambda: _answers(f"{history}/api/v1/applications"), comps["spark-history"],
+              timeout)
+        print(f"stack: spark history server at {history} (event logs {load_settings().event_log_dir})")
 
 
 def stop_orchestrator(state_root: Path | None = None, timeout: float = 150.0) -> bool:

@@ -42,6 +42,11 @@ def spark_conf(app_name: str, settings: Settings, *, streaming: bool) -> dict[st
         # The UI's kill links stop jobs and stages of a running application: off by default.
         "spark.ui.killEnabled": "false",
         "spark.ui.showConsoleProgress": "false",
+        # Executor logs on the workers roll at 16 MB, five files kept (the workers also delete
+        # finished applications' folders: scripts/spark-node.sh).
+        "spark.executor.logs.rolling.strategy": "size",
+        "spark.executor.logs.rolling.maxSize": str(16 * 1024 * 1024),
+        "spark.executor.logs.rolling.maxRetainedFiles": "5",
         "spark.driver.host": os.environ.get("SPARK_DRIVER_HOST", "127.0.0.1"),
         "spark.driver.bindAddress": bind,
         # Executors import nothing from the project today (no Python UDFs), but keep the code
@@ -49,6 +54,15 @@ def spark_conf(app_name: str, settings: Settings, *, streaming: bool) -> dict[st
         "spark.pyspark.python": os.environ.get("PYSPARK_PYTHON", sys.executable),
         "spark.executorEnv.PYTHONPATH": str(PROJECT_ROOT),
     }
+    if settings.spark_event_log_enabled:
+        # Spark refuses to start when the folder is missing; rolling keeps each file bounded.
+        settings.event_log_dir.mkdir(parents=True, exist_ok=True)
+        conf.update({
+            "spark.eventLog.enabled": "true",
+            "spark.eventLog.dir": settings.event_log_dir.resolve().as_uri(),
+            "spark.eventLog.rolling.enabled": "true",
+            "spark.eventLog.rolling.maxFileSize": "16m",
+        })
     if streaming:
         conf.update(
             {

@@ -236,8 +236,18 @@ def write_kafka_stream(
 # --- Progress logging ----------------------------------------------------------
 
 
+def _offsets(text: str | None) -> dict[str, dict[str, int]] | None:
+    """A Kafka source's offsets JSON ({"topic": {"0": 42}}) as a dict; None for other sources."""
+    try:
+        value = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def progress_record(progress: Any) -> dict[str, Any]:
-    """The fields of a StreamingQueryProgress that operators watch, as a flat dict."""
+    """The fields of a StreamingQueryProgress that operators watch, as a flat dict, plus each
+    source's committed end offsets per topic and partition (for the Kafka lag)."""
     state_ops = progress.stateOperators or []
     observed = {}
     for name, row in (progress.observedMetrics or {}).items():
@@ -255,6 +265,8 @@ def progress_record(progress: Any) -> dict[str, Any]:
         "state_rows": sum(op.numRowsTotal for op in state_ops),
         "rows_dropped_by_watermark": sum(op.numRowsDroppedByWatermark for op in state_ops),
         "sink_rows": progress.sink.numOutputRows if progress.sink else None,
+        "end_offsets": {topic: parts for s in (progress.sources or [])
+                        for topic, parts in (_offsets(s.endOffset) or {}).items()},
         **observed,
     }
 
@@ -269,10 +281,12 @@ class ProgressLogger(StreamingQueryListener):
     the last batch id and watermark.
     """
 
-    def __init__(self, log: ContextLogger, progress_file: Path | None = None):
+    def __init__(self, log: ContextLogger, progress_file: Path | None = None, app: dict[str, Any] | None = None):
         super().__init__()
         self.log = log
         self.progress_file = progress_file
+        # The Spark application and its UI, so that the orchestrator can link to them.
+        self.app = app or {}
         self.latest: dict[str, dict[str, Any]] = {}
         self.names: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -292,7 +306,7 @@ class ProgressLogger(StreamingQueryListener):
         self.log.bind(query_id=record["query_id"], batch_id=record["batch_id"]).info(
             "batch progress", extra=record
         )
-        record.update(logged_at=time.time(), idle=record["input_rows"] == 0)
+        record.update(logged_at=time.time(), idle=record["input_rows"] == 0, **self.app)
         with self._lock:
             self.latest[record["query_name"] or record["query_id"]] = record
             self._save()
@@ -305,7 +319,7 @@ class ProgressLogger(StreamingQueryListener):
         with self._lock:
             record = self.latest.setdefault(name, {"query_id": query_id, "query_name": name, "batch_id": None,
                                                    "input_rows": 0})
-            record.update(logged_at=time.time(), idle=True)
+            record.update(logged_at=time.time(), idle=True, **self.app)
             self._save()
 
     def _save(self) -> None:

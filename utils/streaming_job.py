@@ -161,7 +161,9 @@ def run_streaming_job(name: str, build: BuildFn, doc: str | None, argv: list[str
     spark = create_spark_session(name, settings, streaming=True)
     progress_dir = settings.state_root / "progress"
     progress_dir.mkdir(parents=True, exist_ok=True)
-    spark.streams.addListener(ProgressLogger(log, progress_dir / f"{name}.json"))
+    context = spark.sparkContext
+    spark.streams.addListener(ProgressLogger(log, progress_dir / f"{name}.json",
+                                             app={"app_id": context.applicationId, "ui_url": context.uiWebUrl}))
     try:
         specs = build(spark, settings, args.available_now)
         runner = QueryRunner(specs, log, stop_timeout=settings.stop_timeout_seconds,

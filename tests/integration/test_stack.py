@@ -84,13 +84,13 @@ def test_kafka_messages_read_back_by_spark_connector(stack, spark_cluster_sessio
 
 PRIVATE_PORTS = {
     "KAFKA_PORT": "19092", "KAFKA_CONTROLLER_PORT": "19093",
-    "SPARK_MASTER_PORT": "17077", "SPARK_MASTER_WEBUI_PORT": "18080",
-    "SPARK_WORKER1_WEBUI_PORT": "18081", "SPARK_WORKER2_WEBUI_PORT": "18082",
+    "SPARK_MASTER_PORT": "17077", "SPARK_MASTER_WEBUI_PORT": "18090",
+    "SPARK_WORKER1_WEBUI_PORT": "18091", "SPARK_WORKER2_WEBUI_PORT": "18092", "SPARK_HISTORY_UI_PORT": "18093",
 }
 
 
 def _stack_cli(stack_dir: Path, *args: str, extra_env: dict | None = None):
-    env = {**os.environ, **PRIVATE_PORTS, "STACK_DIR": str(stack_dir),
+    env = {**os.environ, **PRIVATE_PORTS, "STACK_DIR": str(stack_dir), "STATE_ROOT": str(stack_dir / "state"),
            "STACK_LOG_DIR": str(stack_dir / "logs"),
            "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:19092",
            "SPARK_WORKER_MEMORY": "512m", **(extra_env or {})}
@@ -118,7 +118,7 @@ def test_stop_leaves_nothing_and_restart_reuses_kraft_storage(stack, tmp_path):
     first = _stack_cli(stack_dir, "up")
     assert first.returncode == 0, first.stdout + first.stderr
     pids = _pids(stack_dir)
-    assert len(pids) == 4
+    assert len(pids) == 5, "broker, master, two workers, History Server"
     meta = (stack_dir / "kafka" / "data" / "meta.properties").read_text()
 
     stopped = _stack_cli(stack_dir, "down")

@@ -31,7 +31,7 @@ def test_compose_file_is_valid_against_the_official_schema():
 def test_services_and_ui_ports_published_on_localhost():
     assert {"spark-master", "spark-worker-1", "spark-worker-2", "orchestrator"} <= set(SERVICES)
     expected = {"spark-master": {"8080", "7077"}, "spark-worker-1": {"8081"}, "spark-worker-2": {"8082"},
-                "orchestrator": {"8099"}}
+                "orchestrator": {"8099"}, "spark-history": {"18080"}}
     for name, ports in expected.items():
         published = {}
         for spec in SERVICES[name]["ports"]:
@@ -50,8 +50,13 @@ def test_shared_volumes_mounted_at_the_same_path(service):
 
 
 def test_health_checks_and_dependency_conditions():
-    for name in ("spark-master", "spark-worker-1", "spark-worker-2", "orchestrator", "kafka"):
+    for name in ("spark-master", "spark-worker-1", "spark-worker-2", "spark-history", "orchestrator", "kafka"):
         assert SERVICES[name]["healthcheck"]["test"], name
+    history = SERVICES["spark-history"]["environment"]
+    assert history["PLATFORM_ROLE"] == "spark-history" and "spark-history)" in (
+        PROJECT_ROOT / "scripts" / "healthcheck.sh").read_text()
+    assert history["SPARK_HISTORY_LOG_DIR"].startswith("/processing/state/"), "where the orchestrator's drivers log"
+    assert "state:/processing/state" in SERVICES["orchestrator"]["volumes"]
     assert SERVICES["spark-worker-1"]["depends_on"]["spark-master"]["condition"] == "service_healthy"
     orch = SERVICES["orchestrator"]["depends_on"]
     nodes = ("spark-master", "spark-worker-1", "spark-worker-2")
