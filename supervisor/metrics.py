@@ -71,6 +71,7 @@ class KafkaOffsets:
         self.updated_at: float | None = None
         self._stop = threading.Event()
         self._consumer = None
+        self._failing = False
 
     def start(self) -> KafkaOffsets:
         threading.Thread(target=self._loop, name="kafka-offsets", daemon=True).start()
@@ -83,8 +84,11 @@ class KafkaOffsets:
         while not self._stop.is_set():
             try:
                 self.refresh()
+                self._failing = False
             except Exception as exc:  # the broker is down or unreachable: lag becomes unknown
-                log.debug("kafka offsets: %s", exc)
+                if not self._failing:  # once per outage, not every 5 s
+                    log.warning("kafka offsets unavailable, lag unknown: %s", exc)
+                self._failing = True
                 self.latest, self.updated_at = {}, None
                 self._close()
             self._stop.wait(self.refresh_seconds)
@@ -100,8 +104,7 @@ class KafkaOffsets:
 
         if self._consumer is None:
             self._consumer = KafkaConsumer(bootstrap_servers=self.bootstrap.split(","), client_id="orchestrator-lag",
-                                           enable_auto_commit=False, request_timeout_ms=5000,
-                                           api_version_auto_timeout_ms=5000, **self.options)
+                                           enable_auto_commit=False, request_timeout_ms=5000, **self.options)
         partitions = [TopicPartition(t, p) for t in self.topics for p in (self._consumer.partitions_for_topic(t) or ())]
         latest = self._consumer.end_offsets(partitions)
         earliest = self._consumer.beginning_offsets(partitions)

@@ -40,8 +40,11 @@ def _link(url: str | None, text: str) -> str:
     return f'<a href="{escape(url)}">{escape(text)}</a>' if url else escape(text)
 
 
-def _busiest(queries: dict) -> dict:
-    return max(queries.values(), key=lambda q: q.get("input_rows_per_second") or 0.0, default={})
+def _main_query(queries: dict) -> dict:
+    """The query that stands for the job: the busiest of those with an event-time watermark (the
+    stateful ones), else the busiest."""
+    stateful = [q for q in queries.values() if q.get("watermark")] or list(queries.values())
+    return max(stateful, key=lambda q: q.get("input_rows_per_second") or 0.0, default={})
 
 
 def chart(points: Iterable[tuple[float, float, float]], now: float, width: int = 320, height: int = 90) -> str:
@@ -66,7 +69,7 @@ def render_page(status: dict, rates: dict[str, Iterable], *, master_ui: str | No
     batch = {n: j for n, j in status["jobs"].items() if j["kind"] == "batch"}
     rows = []
     for name, job in streaming.items():
-        q = _busiest(job.get("queries") or {})
+        q = _main_query(job.get("queries") or {})
         lag = sum((job.get("lag") or {}).values()) if job.get("lag") is not None else None
         last = q.get("logged_at")
         spark = _link(job.get("ui_url"), "Spark UI") if job.get("ui_url") else (

@@ -142,14 +142,17 @@ def record(rows: dict, scenario: str, done: str, figures: dict, recovery: str, t
     }
 
 
-# -- 1 -------------------------------------------------------------------------------------------
+# -- 1 and 6: driver killed, then output unwritable -----------------------------------------------
 
 
-def test_driver_killed_three_times_during_micro_batches(stack, tmp_path, reliability):
+def test_driver_killed_three_times_then_output_unwritable(stack, tmp_path, reliability):
+    """One live run of event_aggregation under the orchestrator, two faults in turn: its driver
+    killed three times, then its output folder made unwritable until it fails twice."""
     reliability.start("1 driver killed")
+    reliability.start("6 unwritable output")
     recoveries = []
-    # 15,000 app events at 100 records/s: input keeps arriving through all three kills.
-    with live(tmp_path, "killdriver", 31, "2026-11-19T10:00:00Z", "--jobs", JOB, app_events=15000) as sc:
+    # 22,000 app events at 100 records/s (about 5.5 minutes): input keeps arriving through both faults.
+    with live(tmp_path, "killdriver", 31, "2026-11-19T10:00:00Z", "--jobs", JOB, app_events=22000) as sc:
         run, truth, orch = sc.run, sc.truth, sc.orch
         last = -1
         for i in range(3):
@@ -165,18 +168,50 @@ def test_driver_killed_three_times_during_micro_batches(stack, tmp_path, reliabi
             orch.wait_for(lambda s, i=i, last=last: job_status(s)["starts"] >= i + 2 and batch_id(run) > last,
                           300, f"recovery from kill {i + 1}")
             recoveries.append(time.monotonic() - killed)
+        killed_status = job_status(orch.status())
+
+        out = run.root / "outputs" / DATASET
+        held = out.with_name(DATASET + ".held")
+        try:
+            # Stable again (the failure count resets after stable_seconds), so that two failed
+            # starts are a backoff, not the way to FATAL.
+            base = orch.wait_for(lambda s: job_status(s)["consecutive_failures"] == 0, 120, "stable")
+            failures, last = job_status(base)["failures"], batch_id(run)
+            assert sc.gen.poll() is None, "the generator still produces"
+            # Tests run as root here, for whom permissions do not stop a write; a file where the
+            # folder was fails the same writes (mkdir/create under the path), the way EACCES would.
+            out.rename(held)
+            out.write_text("simulated fault: the output folder is not writable\n")
+            failed = orch.wait_for(lambda s: job_status(s)["failures"] >= failures + 2, 400, "two failed attempts")
+            backoff_states = job_status(failed)
+            out.unlink()
+            held.rename(out)
+            fixed = time.monotonic()
+            orch.wait_for(lambda s: batch_id(run) > last and job_status(s)["state"] == "RUNNING", 400,
+                          "recovery after the fix")
+            recovery = time.monotonic() - fixed
+        finally:
+            if held.exists():
+                out.unlink(missing_ok=True)
+                held.rename(out)
         sc.drain()
-        final = job_status(orch.status())
+    errors = [r for r in run.log_records(JOB) if r.get("levelname") == "ERROR"]
+    assert any(str(out) in json.dumps(e) for e in errors), "the failure names the output path"
+    assert "BACKOFF" in (run.root / "orchestrator.out").read_text()
     figures = window_figures(run, truth)
     record(reliability, "1 driver killed", "SIGKILL to the event_aggregation driver's process group (the "
            "spark-submit JVM and the Python driver) 3x while the generator produced 100 records/s; the "
            "orchestrator restarted it each time", figures,
            "kill -> next committed batch: " + ", ".join(f"{r:.0f}" for r in recoveries), truth)
-    assert final["restarts"] >= 3 and final["state"] == "RUNNING", final
+    record(reliability, "6 unwritable output", "then, in the same run, the output folder replaced by a file "
+           f"until 2 failed starts (consecutive failures {backoff_states['consecutive_failures']}, state "
+           f"{backoff_states['state']}; the job's error names the path), then restored", figures,
+           f"fix -> next committed batch: {recovery:.0f}", truth)
+    assert killed_status["restarts"] >= 3, killed_status
     assert figures["exact"], figures
 
 
-# -- 2 -------------------------------------------------------------------------------------------
+# -- 2 and 3: worker lost, then broker stopped and killed ------------------------------------------
 
 
 def alive_worker_ids() -> set[str]:
@@ -212,12 +247,27 @@ def job_executors_on(worker_ui_port: int, app_name: str) -> list[str]:
     return [f"{e['appid']}/{e['id']}" for e in state.get("executors", []) if e["appdesc"]["name"] == app_name]
 
 
-def test_worker_lost_mid_stream_then_rejoins(stack, tmp_path, reliability):
+def test_worker_lost_then_broker_stopped_and_killed(stack, tmp_path, reliability):
+    """One live run of event_aggregation under the orchestrator, three infrastructure faults in
+    turn: a Spark worker crashes (and rejoins), the broker stops gracefully, the broker is killed."""
     reliability.start("2 worker lost")
-    worker = component(stack, "spark-worker-2")
+    reliability.start("3 broker stop and kill")
+    worker, kafka = component(stack, "spark-worker-2"), component(stack, "kafka")
+
+    def restart_broker() -> float:
+        """Start the broker; seconds until the job commits its next micro-batch."""
+        last = batch_id(run)  # a batch running at the stop has committed (or failed) by now
+        stack.start(kafka)
+        restarted = time.monotonic()
+        # Recovery is measured on the job, not on a probe client: the job may well reach the
+        # broker before an admin client does.
+        orch.wait_for(lambda s: batch_id(run) > last, 400, "a micro-batch after the broker came back")
+        wait(lambda: stack.kafka_ready(BOOTSTRAP), 120, "broker back")
+        return time.monotonic() - restarted
+
     # Two 1-core executors: the master spreads them over the two workers, so the lost worker
-    # certainly held one of the job's executors.
-    with live(tmp_path, "workerlost", 32, "2026-11-19T14:00:00Z", "--jobs", JOB,
+    # certainly held one of the job's executors. 20,000 app events: about 5 minutes of input.
+    with live(tmp_path, "infra", 32, "2026-11-19T14:00:00Z", "--jobs", JOB, app_events=20000,
               env={"SPARK_EXECUTOR_CORES": "1", "SPARK_CORES_MAX": "2"}) as sc:
         run, truth, orch = sc.run, sc.truth, sc.orch
         try:
@@ -237,65 +287,38 @@ def test_worker_lost_mid_stream_then_rejoins(stack, tmp_path, reliability):
             rejoined = wait(lambda: (ids := alive_worker_ids()) and len(ids) == 2 and ids - before, 180,
                             "the worker rejoins")
             rejoin = time.monotonic() - restarted
+
+            assert sc.gen.poll() is None, "the generator still produces"
+            stack.stop(kafka)  # graceful: SIGTERM, the broker closes its logs
+            time.sleep(15)
+            graceful = restart_broker()
+            # A crash: SIGKILL to the broker's process group, no flush, no clean shutdown marker;
+            # on restart the broker recovers its logs.
+            assert sc.gen.poll() is None, "the generator still produces"
+            os.killpg(stack.read_pid(kafka), signal.SIGKILL)
+            wait(lambda: stack.read_pid(kafka) is None and not stack.port_in_use(kafka.ports["KAFKA_PORT"]), 60,
+                 "the killed broker's port free")
+            time.sleep(5)
+            crashed = restart_broker()
+            # The producer rides out both outages (acks=all, retries): the generator exits 0.
             sc.drain()
+            restarts = job_status(orch.status())["restarts"]
         finally:
             if stack.read_pid(worker) is None:
                 stack.start(worker)
                 wait(lambda: len(alive_worker_ids()) == 2, 180, "worker 2 back")
+            if stack.read_pid(kafka) is None:
+                stack.start(kafka)
+                wait(lambda: stack.kafka_ready(BOOTSTRAP), 120, "broker back")
     figures = window_figures(run, truth)
     record(reliability, "2 worker lost", f"SIGKILL to spark-worker-2's process group (worker + executor {held[0]} "
            "of the job's two 1-core executors) mid-stream, restarted after the job had committed 3 more "
            f"batches; new worker {sorted(rejoined)}",
            figures, f"3 batches on one worker after {carried_on:.0f}; rejoined {rejoin:.0f} after restart", truth)
-    assert figures["exact"], figures
-
-
-# -- 3 -------------------------------------------------------------------------------------------
-
-
-def test_broker_stopped_then_killed_mid_stream(stack, tmp_path, reliability):
-    reliability.start("3 broker stop and kill")
-    kafka = component(stack, "kafka")
-
-    def restart_broker() -> float:
-        """Start the broker; seconds until the job commits its next micro-batch."""
-        last = batch_id(run)  # a batch running at the stop has committed (or failed) by now
-        stack.start(kafka)
-        restarted = time.monotonic()
-        # Recovery is measured on the job, not on a probe client: the job may well reach the
-        # broker before an admin client does.
-        orch.wait_for(lambda s: batch_id(run) > last, 400, "a micro-batch after the broker came back")
-        wait(lambda: stack.kafka_ready(BOOTSTRAP), 120, "broker back")
-        return time.monotonic() - restarted
-
-    with live(tmp_path, "broker", 33, "2026-11-19T18:00:00Z", "--jobs", JOB, app_events=12000) as sc:
-        run, truth, orch = sc.run, sc.truth, sc.orch
-        try:
-            stack.stop(kafka)  # graceful: SIGTERM, the broker closes its logs
-            time.sleep(15)
-            graceful = restart_broker()
-            orch.wait_for(lambda s: batch_id(run) >= 0, 60, "progress")
-            # A crash: SIGKILL to the broker's process group, no flush, no clean shutdown marker;
-            # on restart the broker recovers its logs.
-            last = batch_id(run)
-            orch.wait_for(lambda s: batch_id(run) > last, 300, "a micro-batch before the kill")
-            os.killpg(stack.read_pid(kafka), signal.SIGKILL)
-            wait(lambda: stack.read_pid(kafka) is None and not stack.port_in_use(kafka.ports["KAFKA_PORT"]), 60,
-                 "the killed broker's port free")
-            time.sleep(5)
-            killed = restart_broker()
-            # The producer rides out both outages (acks=all, retries): the generator exits 0.
-            sc.drain()
-            restarts = job_status(orch.status())["restarts"]
-        finally:
-            if stack.read_pid(kafka) is None:
-                stack.start(kafka)
-                wait(lambda: stack.kafka_ready(BOOTSTRAP), 120, "broker back")
-    figures = window_figures(run, truth)
-    record(reliability, "3 broker stop and kill", "Kafka broker stopped (SIGTERM) for 15 s mid-stream and "
-           "started again; later SIGKILLed (no clean shutdown) and started again; job restarts by the "
+    record(reliability, "3 broker stop and kill", "then, in the same run, the Kafka broker stopped (SIGTERM) for "
+           "15 s and started again, later SIGKILLed (no clean shutdown) and started again; job restarts by the "
            f"orchestrator: {restarts}; generator exit 0", figures,
-           f"broker start -> next committed batch: {graceful:.0f} after the stop, {killed:.0f} after the kill", truth)
+           f"broker start -> next committed batch: {graceful:.0f} after the stop, {crashed:.0f} after the kill", truth)
     assert figures["exact"], figures
 
 
@@ -461,46 +484,6 @@ def test_orchestrator_killed_then_shutdown_under_load_then_resume(stack, tmp_pat
     assert took <= 60 + 15
     assert outputs == dict.fromkeys(STREAMING, True), outputs
     assert got == expected
-    assert figures["exact"], figures
-
-
-# -- 6 -------------------------------------------------------------------------------------------
-
-
-def test_unwritable_output_fails_loudly_backs_off_and_recovers(stack, tmp_path, reliability):
-    reliability.start("6 unwritable output")
-    with live(tmp_path, "diskfault", 36, "2026-11-17T09:00:00Z", "--jobs", JOB) as sc:
-        run, truth, orch = sc.run, sc.truth, sc.orch
-        out = run.root / "outputs" / DATASET
-        held = out.with_name(DATASET + ".held")
-        try:
-            last = batch_id(run)
-            # Tests run as root here, for whom permissions do not stop a write; a file where the
-            # folder was fails the same writes (mkdir/create under the path), the way EACCES would.
-            out.rename(held)
-            out.write_text("simulated fault: the output folder is not writable\n")
-            failed = orch.wait_for(lambda s: job_status(s)["failures"] >= 2, 400, "two failed attempts")
-            backoff_states = job_status(failed)
-            out.unlink()
-            held.rename(out)
-            fixed = time.monotonic()
-            orch.wait_for(lambda s: batch_id(run) > last and job_status(s)["state"] == "RUNNING", 400,
-                          "recovery after the fix")
-            recovery = time.monotonic() - fixed
-            sc.drain()
-        finally:
-            if held.exists():
-                out.unlink(missing_ok=True)
-                held.rename(out)
-    errors = [r for r in run.log_records(JOB) if r.get("levelname") == "ERROR"]
-    assert any(str(out) in json.dumps(e) for e in errors), "the failure names the output path"
-    orch_log = (run.root / "orchestrator.out").read_text()
-    assert "BACKOFF" in orch_log
-    figures = window_figures(run, truth)
-    record(reliability, "6 unwritable output", "output folder replaced by a file mid-stream until 2 failed "
-           f"starts (consecutive failures {backoff_states['consecutive_failures']}, state "
-           f"{backoff_states['state']}), then restored", figures, f"fix -> next committed batch: {recovery:.0f}",
-           truth)
     assert figures["exact"], figures
 
 
