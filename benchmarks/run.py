@@ -16,6 +16,7 @@ machine and the git revision, to BENCHMARKS.md (raw numbers in benchmarks/result
   sweep       event_aggregation once per tuning setting (not in the default --only: ~15 min)
   batch       M events as enriched_events Parquet; each batch job's computation vs DuckDB doing
               the same on the same files; session start-up separately
+  backfill    an hourly backfill of 24 hours as one ranged run against 24 single-hour runs
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import psutil
@@ -565,6 +566,70 @@ def bench_batch(n: int) -> dict:
     return out
 
 
+def bench_backfill(hours: int, events: int) -> dict:
+    """An hourly backfill of `hours` hours: one ranged run (one Spark application) against one
+    run per hour (today's scheduling before ranges), on the same enriched_events, in one run; the
+    two outputs must be identical."""
+    import pandas as pd
+
+    from benchmarks.synthetic import app_events, as_enriched
+    from utils.launch import spark_submit_command, spark_submit_env
+    from utils.spark_utils import create_spark_session
+
+    settings = load_settings()
+    root = Path(tempfile.mkdtemp(prefix="bench-backfill-"))
+    first = datetime(2026, 11, 20, tzinfo=UTC)
+    try:
+        spark = create_spark_session("bench-backfill-load", settings, master=MASTER)
+        (as_enriched(app_events(spark, events, start="2026-11-20 00:00:00", span_seconds=hours * 3600))
+         .write.partitionBy("event_date").parquet(str(root / "enriched_events")))
+        spark.stop()
+
+        def run(name: str, *args: str) -> None:
+            out = root / name
+            (out / "outputs").mkdir(parents=True, exist_ok=True)
+            link = out / "outputs" / "enriched_events"
+            if not link.exists():
+                link.symlink_to(root / "enriched_events")
+            env = spark_submit_env({**os.environ, "OUTPUT_ROOT": str(out / "outputs"),
+                                    "STATE_ROOT": str(out / "state"), "LOG_DIR": str(out / "logs"),
+                                    "SPARK_EVENT_LOG_ENABLED": "false"})
+            cmd = spark_submit_command(PROJECT_ROOT / "jobs" / "batch" / "hourly_aggregate.py", [*args, "--force"],
+                                       master=MASTER, streaming=False)
+            subprocess.run(cmd, check=True, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+
+        label = "%Y-%m-%d %H:00:00"
+        t = time.monotonic()
+        last = first + timedelta(hours=hours - 1)
+        run("range", "--from-hour", first.strftime(label), "--to-hour", last.strftime(label))
+        range_s = time.monotonic() - t
+        t = time.monotonic()
+        for h in range(hours):
+            run("single", "--target-hour", (first + timedelta(hours=h)).strftime(label))
+        singles_s = time.monotonic() - t
+
+        def read(name: str) -> pd.DataFrame:
+            df = pd.read_parquet(root / name / "outputs" / "hourly_aggregates")
+            return df.sort_values(["hour_start", "event_type", "app_type"]).reset_index(drop=True)
+
+        same = read("range").astype(str).equals(read("single").astype(str))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return {"hours": hours, "events": events, "range_s": round(range_s, 1), "singles_s": round(singles_s, 1),
+            "speedup": round(singles_s / range_s, 1), "outputs_identical": same}
+
+
+def _md_backfill(b: dict) -> list[str]:
+    return [f"\n- **Hourly backfill** of {b['hours']} hours ({b['events']:,} events as enriched_events Parquet), "
+            "spark-submit on the 2-worker cluster, `--force` (no streaming watermarks here):\n",
+            "| how | wall s |\n|---|---|",
+            f"| one ranged run (`--from-hour … --to-hour …`, one application) | {b['range_s']} |",
+            f"| one run per hour ({b['hours']} applications, as before ranges) | {b['singles_s']} |",
+            f"\nThe range took 1/{b['speedup']} of the time; outputs identical: "
+            f"{'yes' if b['outputs_identical'] else 'NO'}."]
+
+
 def _rss(run: dict) -> str:
     return f"{run['peak_rss_mib']['driver']} / {run['peak_rss_mib']['executor']}"
 
@@ -697,7 +762,7 @@ def _md_batch(b: dict) -> list[str]:
 
 SECTIONS = {"generator": _md_generator, "parsing": _md_parsing, "streaming": _md_streaming,
             "stages": _md_stages, "sustained": _md_sustained, "sweep": _md_sweep, "startup": _md_startup,
-            "batch": _md_batch}
+            "batch": _md_batch, "backfill": _md_backfill}
 
 
 def to_markdown(results: dict) -> str:
@@ -724,7 +789,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep-events", type=int, default=1_000_000)
     parser.add_argument("--sweep-settings", default=",".join(SWEEP), help=f"among {', '.join(SWEEP)}")
     parser.add_argument("--sweep-rounds", type=int, default=1)
-    parser.add_argument("--only", default="generator,parsing,streaming,stages,sustained,startup,batch")
+    parser.add_argument("--backfill-hours", type=int, default=24)
+    parser.add_argument("--backfill-events", type=int, default=1_000_000)
+    parser.add_argument("--only", default="generator,parsing,streaming,stages,sustained,startup,batch,backfill")
     args = parser.parse_args(argv)
     stack.up()
     results: dict = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
@@ -738,7 +805,8 @@ def main(argv: list[str] | None = None) -> int:
              "parsing": lambda: bench_parsing(args.parsing_events),
              "sweep": lambda: bench_sweep(args.sweep_events, args.sweep_settings.split(","), args.sweep_rounds),
              "startup": bench_startup,
-             "batch": lambda: bench_batch(args.batch_events)}
+             "batch": lambda: bench_batch(args.batch_events),
+             "backfill": lambda: bench_backfill(args.backfill_hours, args.backfill_events)}
     for name, step in steps.items():
         if name in wanted:
             print(f"bench: {name} ...", flush=True)

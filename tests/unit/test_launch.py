@@ -7,6 +7,8 @@ import stat
 import subprocess
 import sys
 
+import pytest
+
 from configs.spark_config import PROJECT_ROOT, load_settings
 from utils.launch import spark_conf, spark_submit_command, spark_submit_env
 
@@ -44,3 +46,15 @@ def test_the_orchestrator_and_the_stack_tool_never_load_pyspark():
     out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
                          check=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("path", "code", "says"), [
+    ("supervisor/probe.py", "import pyspark\n", "must not import pyspark"),
+    ("supervisor/probe.py", "from utils.spark_utils import create_spark_session\n", "loads pyspark"),
+    ("utils/probe.py", "from jobs.batch import daily_summary\n", "must not import jobs/"),
+])
+def test_ruff_forbids_the_imports_that_break_the_layering(path, code, says):
+    """`make test` runs ruff over the tree: these imports would fail it (TID251)."""
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--stdin-filename", path, "-"], input=code,
+                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1 and "TID251" in result.stdout and says in result.stdout, result.stdout
