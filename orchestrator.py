@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 import time
@@ -86,8 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _port(args) -> int:
-    return args.port or int(os.environ.get("ORCHESTRATOR_PORT", DEFAULT_PORT))
+def _port(args, settings) -> int:
+    return args.port or settings.orchestrator_port
 
 
 def _batch_detail(job: dict) -> str:
@@ -104,12 +103,12 @@ def cmd_status(args, settings) -> int:
     if args.intervals:
         return cmd_intervals(args.intervals, settings)
     try:
-        status = requests.get(f"http://127.0.0.1:{_port(args)}/status", timeout=5).json()
+        status = requests.get(f"http://127.0.0.1:{_port(args, settings)}/status", timeout=5).json()
     except requests.RequestException:
         state_dir = settings.state_root / "orchestrator"
         pid = holder(state_dir / "orchestrator.lock")
         if pid:
-            print(f"orchestrator: running (pid {pid}) but not answering on 127.0.0.1:{_port(args)}",
+            print(f"orchestrator: running (pid {pid}) but not answering on 127.0.0.1:{_port(args, settings)}",
                   file=sys.stderr)
             return 1
         path = state_dir / "status.json"
@@ -156,16 +155,16 @@ def cmd_intervals(job: str, settings, limit: int = 48) -> int:
     return 0
 
 
-def cmd_control(args) -> int:
+def cmd_control(args, settings) -> int:
     """start/stop/restart JOB, or stop (the orchestrator), through the running orchestrator's endpoint."""
     if args.command != "stop" and not args.job_name:
         print(f"orchestrator: error: {args.command} needs a JOB", file=sys.stderr)
         return 2
     path = f"/jobs/{args.job_name}/{args.command}" if args.job_name else "/shutdown"
     try:
-        reply = requests.post(f"http://127.0.0.1:{_port(args)}{path}", timeout=10)
+        reply = requests.post(f"http://127.0.0.1:{_port(args, settings)}{path}", timeout=10)
     except requests.RequestException:
-        print(f"orchestrator: not running (nothing answers on 127.0.0.1:{_port(args)})", file=sys.stderr)
+        print(f"orchestrator: not running (nothing answers on 127.0.0.1:{_port(args, settings)})", file=sys.stderr)
         return 1
     message = reply.json().get("message", reply.text) if reply.content else ""
     print(f"orchestrator: {message}", file=sys.stdout if reply.ok else sys.stderr)
@@ -239,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "status":
         return cmd_status(args, settings)
     if args.command in ("start", "stop", "restart"):
-        return cmd_control(args)
+        return cmd_control(args, settings)
     try:
         # One orchestrator (or backfill) per state folder: two would run two drivers on one
         # checkpoint, or one batch interval twice. The kernel drops the lock when we die.
@@ -247,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     except AlreadyRunningError as exc:
         print(f"orchestrator: {exc}", file=sys.stderr)
         return 1
-    log = configure_logging("orchestrator", log_dir=settings.log_dir)
+    log = configure_logging("orchestrator", log_dir=settings.log_dir, level=settings.log_level)
     if args.command == "backfill":
         return cmd_backfill(args, settings, registry, log)
     streaming, batch = select_jobs(args, registry)
@@ -257,11 +256,11 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: orch.request_shutdown(signum))
     master_ui = master_ui_url(settings.spark_master_url)
-    server = serve(orch.status, os.environ.get("ORCHESTRATOR_HOST", "127.0.0.1"), _port(args), control=orch.control,
+    server = serve(orch.status, settings.orchestrator_host, _port(args, settings), control=orch.control,
                    metrics=lambda snapshot: render_metrics(snapshot, orch.tracker),
                    page=lambda snapshot: render_page(snapshot, orch.tracker.rates, master_ui=master_ui,
                                                      history_ui=settings.spark_history_ui_url))
-    log.info("orchestrator started", extra={"streaming": streaming, "batch": batch, "port": _port(args)})
+    log.info("orchestrator started", extra={"streaming": streaming, "batch": batch, "port": _port(args, settings)})
     try:
         return orch.run()
     finally:

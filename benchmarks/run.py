@@ -449,8 +449,8 @@ def bench_sustained(rate: float, seconds: int) -> dict:
 
 
 def _logged_at(record: dict) -> datetime:
-    """When a JSON log record was written (logging writes local time, naive)."""
-    return datetime.fromisoformat(record["asctime"].replace(",", "."))
+    """When a JSON log record was written (ISO 8601, UTC)."""
+    return datetime.fromisoformat(record["asctime"])
 
 
 def bench_startup() -> dict:

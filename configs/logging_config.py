@@ -15,6 +15,7 @@ import os
 import sys
 import uuid
 from collections.abc import Mapping, MutableMapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,22 @@ from pythonjsonlogger.json import JsonFormatter
 CONSOLE_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(job)s] %(message)s"
 JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
 DEFAULT_LOG_DIR = Path(__file__).resolve().parent.parent / "logs"
+
+
+class _UtcTime:
+    """Record times as ISO 8601 in UTC with the zone ('2026-11-29T18:41:08.315Z'): the same on
+    every host whatever its TZ, and parsed back with datetime.fromisoformat."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class JsonLines(_UtcTime, JsonFormatter):
+    pass
+
+
+class ConsoleLines(_UtcTime, logging.Formatter):
+    pass
 
 
 class ContextLogger(logging.LoggerAdapter):
@@ -79,16 +96,16 @@ def configure_logging(
     file_handler = logging.handlers.RotatingFileHandler(
         log_dir / f"{job}.log", maxBytes=10 * 1024 * 1024, backupCount=5, encoding="utf-8"
     )
-    file_handler.setFormatter(JsonFormatter(JSON_FIELDS, timestamp=False))
+    file_handler.setFormatter(JsonLines(JSON_FIELDS, timestamp=False))
     file_handler.addFilter(defaults)
     root.addHandler(file_handler)
 
     if console:
         stream = logging.StreamHandler(sys.stderr)
         if sys.stderr.isatty():
-            stream.setFormatter(logging.Formatter(CONSOLE_FORMAT))
+            stream.setFormatter(ConsoleLines(CONSOLE_FORMAT))
         else:
-            stream.setFormatter(JsonFormatter(JSON_FIELDS))
+            stream.setFormatter(JsonLines(JSON_FIELDS))
         stream.addFilter(defaults)
         root.addHandler(stream)
 

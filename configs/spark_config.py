@@ -9,7 +9,6 @@ restart) lives in `configs/jobs.yaml` and is validated by `load_job_registry()`.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 from functools import lru_cache
@@ -100,6 +99,15 @@ class Settings(BaseSettings):
     # How the orchestrator launches jobs: spark-submit to SPARK_MASTER_URL, or the job script
     # under this Python (the job then builds its session for SPARK_MASTER_URL itself).
     orchestrator_launcher: Literal["spark-submit", "python"] = "spark-submit"
+    orchestrator_host: str = "127.0.0.1"
+    orchestrator_port: int = Field(default=8099, ge=1, le=65535)
+    # How far back a (re)started orchestrator catches up missed batch intervals.
+    orchestrator_catchup_hours: float = Field(default=24.0, gt=0)
+    job_registry_path: Path = JOB_REGISTRY_PATH
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Where drivers are reached and bind (containers: the orchestrator's name / 0.0.0.0).
+    spark_driver_host: str = "127.0.0.1"
+    spark_driver_bind_address: str = "127.0.0.1"
 
     # Kafka
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
@@ -255,7 +263,7 @@ class RestartPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     autorestart: Literal["always", "on-failure", "never"] = "on-failure"
-    start_seconds: float = Field(default=20.0, ge=0)
+    start_seconds: float = Field(default=30.0, ge=0)
     backoff_initial_seconds: float = Field(default=5.0, gt=0)
     backoff_max_seconds: float = Field(default=300.0, gt=0)
     backoff_multiplier: float = Field(default=2.0, ge=1)
@@ -338,7 +346,7 @@ def load_job_registry(path: Path | None = None) -> dict[str, JobSpec]:
 
     `JOB_REGISTRY_PATH` points at another registry file (tests, other deployments).
     """
-    path = path or Path(os.environ.get("JOB_REGISTRY_PATH", JOB_REGISTRY_PATH))
+    path = path or load_settings().job_registry_path
     raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     defaults = raw.get("defaults", {})
     jobs: dict[str, JobSpec] = {}

@@ -7,7 +7,20 @@
 set -euo pipefail
 role=${1:?usage: spark-node.sh master|worker N|history}
 PYTHON=${PYTHON:-python3}
-SPARK_HOME=${SPARK_HOME:-$("$PYTHON" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')}
+pinned=$("$PYTHON" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')
+# A SPARK_HOME set elsewhere would win over the pinned pyspark's Spark: accept it only when it is
+# the same version (utils/launch.py does the same for spark-submit).
+if [[ -n "${SPARK_HOME:-}" && "$(cd "$SPARK_HOME" && pwd -P)" != "$(cd "$pinned" && pwd -P)" ]]; then
+  want=$("$PYTHON" -c 'import importlib.metadata as m; print(m.version("pyspark"))')
+  core=$(ls "$SPARK_HOME"/jars/spark-core_*-*.jar 2>/dev/null | head -n 1 || true)
+  got=${core##*-}; got=${got%.jar}
+  if [[ "$got" != "$want" ]]; then
+    echo "spark-node.sh: SPARK_HOME=$SPARK_HOME is Spark ${got:-unknown}, but the project pins pyspark $want:" \
+         "unset SPARK_HOME (the pinned one is used) or point it at a Spark $want" >&2
+    exit 2
+  fi
+fi
+SPARK_HOME=${SPARK_HOME:-$pinned}
 export SPARK_HOME
 export SPARK_DAEMON_MEMORY=${SPARK_DAEMON_MEMORY:-512m}
 # Daemons log to stdout; the caller redirects it to a file (native) or the container log.

@@ -107,8 +107,8 @@ class Orchestrator:
         self.runs_dir = state_dir / "runs"
         self.runs_dir.mkdir(exist_ok=True)
         self.ledger = Ledger(state_dir / "ledger.sqlite")
-        self.scheduler = Scheduler(self.jobs, self.ledger, catchup=timedelta(
-            hours=float(os.environ.get("ORCHESTRATOR_CATCHUP_HOURS", "24"))))
+        self.scheduler = Scheduler(self.jobs, self.ledger,
+                                   catchup=timedelta(hours=self.settings.orchestrator_catchup_hours))
         self.trigger_seconds = duration_seconds(self.settings.trigger_interval)
         for name in self.streaming:
             spec = self.jobs[name]
@@ -119,7 +119,7 @@ class Orchestrator:
 
     def _spawn_real(self, spec: JobSpec, args: list[str] | None) -> Child:
         run_id = uuid.uuid4().hex[:12]
-        env = spark_submit_env({**os.environ, "RUN_ID": run_id})
+        env = spark_submit_env({**os.environ, "RUN_ID": run_id}, self.settings)
         child = spawn(job_command(spec, self.settings, args), env=env, cwd=PROJECT_ROOT,
                       log_path=self.settings.log_dir / "orchestrator" / f"{spec.name}.out")
         child.started_at = self.clock()
@@ -303,8 +303,9 @@ class Orchestrator:
             del self.batch_runs[name]
             failed = self._record_outcome(run, code)
             level = logging.ERROR if failed else logging.INFO
-            log.log(level, "%s: batch run for %s exited %s after %.0fs", name, run.label,
-                    code, self.clock() - run.started, extra={"job_name": name, "exit_code": code})
+            ended = "ended (exit code unknown: adopted)" if code == UNKNOWN_EXIT else f"exited {code}"
+            log.log(level, "%s: batch run for %s %s after %.0fs", name, run.label, ended,
+                    self.clock() - run.started, extra={"job_name": name, "exit_code": code})
             if failed:
                 self.batch_failed += failed
                 self.batch_failures_at[name] = self.clock()
@@ -329,6 +330,10 @@ class Orchestrator:
             elif (result and result["status"] == "not_ready") or (code == readiness.NOT_READY_EXIT_CODE
                                                                     and not result):
                 self.ledger.mark_not_ready(run.job, interval, (result or {}).get("reason", "not ready"), now_dt)
+            elif self.shutting_down.is_set():
+                # Stopped by our own shutdown before it got to this interval: not a failure of
+                # the interval; it waits for the next orchestrator (no attempt counted).
+                self.ledger.mark_not_ready(run.job, interval, "interrupted by the orchestrator's shutdown", now_dt)
             elif code == 0 and not results:
                 # A batch script that does not report per interval: exit 0 covers all of them.
                 self.ledger.mark_done(run.job, interval, 0, now_dt, succeeded=True,

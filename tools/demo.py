@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from configs.spark_config import PROJECT_ROOT, TOPICS, load_job_registry, load_settings
-from orchestrator import DEFAULT_PORT
 from tools import stack
 from tools.report import render
 from utils.progress import progress_path, read_progress_file
@@ -184,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                    check=True, cwd=PROJECT_ROOT)
 
     log_dir = settings.log_dir
-    status_url = f"http://127.0.0.1:{os.environ.get('ORCHESTRATOR_PORT', DEFAULT_PORT)}"
+    status_url = f"http://127.0.0.1:{settings.orchestrator_port}"
     say(f"3/5 orchestrator: streaming jobs on the cluster, batch jobs once their inputs are complete "
         f"(status: {status_url}/status)")
     log_dir.mkdir(parents=True, exist_ok=True)

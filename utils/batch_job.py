@@ -229,7 +229,7 @@ def run_batch_job(name: str, parser: argparse.ArgumentParser, body: Body, argv: 
     except (ValueError, KeyError) as exc:
         print(f"{name}: job registry: {exc}", file=sys.stderr)
         return 2
-    log = configure_logging(name, log_dir=settings.log_dir)
+    log = configure_logging(name, log_dir=settings.log_dir, level=settings.log_level)
     log.info("starting", extra={"arguments": {k: str(v) for k, v in vars(args).items()},
                                 "intervals": [i.label for i in intervals]})
     checks = [readiness.check(spec, i.start, state_root=settings.state_root) for i in intervals]

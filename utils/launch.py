@@ -8,6 +8,7 @@ nor fail because the Kafka connector jars are missing (the job itself says so wh
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import importlib.util
 import os
 import sys
@@ -24,7 +25,6 @@ def connector_jars(settings: Settings) -> list[str]:
 
 def spark_conf(app_name: str, settings: Settings, *, streaming: bool) -> dict[str, str]:
     """The Spark configuration every job starts from (sized for a 2-core box by default)."""
-    bind = os.environ.get("SPARK_DRIVER_BIND_ADDRESS", "127.0.0.1")
     conf = {
         "spark.app.name": f"{settings.app_name_prefix}-{app_name}",
         "spark.jars": ",".join(connector_jars(settings)),
@@ -47,8 +47,8 @@ def spark_conf(app_name: str, settings: Settings, *, streaming: bool) -> dict[st
         "spark.executor.logs.rolling.strategy": "size",
         "spark.executor.logs.rolling.maxSize": str(16 * 1024 * 1024),
         "spark.executor.logs.rolling.maxRetainedFiles": "5",
-        "spark.driver.host": os.environ.get("SPARK_DRIVER_HOST", "127.0.0.1"),
-        "spark.driver.bindAddress": bind,
+        "spark.driver.host": settings.spark_driver_host,
+        "spark.driver.bindAddress": settings.spark_driver_bind_address,
         # Executors import nothing from the project today (no Python UDFs), but keep the code
         # importable there: the same path on every node (native stack and containers alike).
         "spark.pyspark.python": os.environ.get("PYSPARK_PYTHON", sys.executable),
@@ -80,26 +80,50 @@ def spark_conf(app_name: str, settings: Settings, *, streaming: bool) -> dict[st
     return conf
 
 
-def local_ip_env(env: dict[str, str]) -> dict[str, str]:
+def local_ip_env(env, settings: Settings | None = None):
     """SPARK_LOCAL_IP for a driver JVM: Spark binds its UI (kill links and all) to every
     interface unless it is set, whatever spark.driver.bindAddress says. Default: the bind address."""
-    env.setdefault("SPARK_LOCAL_IP", env.get("SPARK_DRIVER_BIND_ADDRESS", "127.0.0.1"))
+    bind = settings.spark_driver_bind_address if settings else env.get("SPARK_DRIVER_BIND_ADDRESS", "127.0.0.1")
+    env.setdefault("SPARK_LOCAL_IP", bind)
     return env
 
 
+class SparkHomeMismatchError(RuntimeError):
+    """SPARK_HOME points at a Spark other than the pinned pyspark's."""
+
+
+def spark_version(home: Path) -> str | None:
+    """The Spark version of a distribution, from its spark-core jar's name."""
+    jar = next(iter(sorted((home / "jars").glob("spark-core_*-*.jar"))), None)
+    return jar.stem.rsplit("-", 1)[1] if jar else None
+
+
 def spark_home() -> Path:
-    """The Spark distribution inside the pinned pyspark package (found without importing it)."""
+    """The Spark distribution inside the pinned pyspark package (found without importing it).
+
+    A SPARK_HOME set in the environment would win over it for spark-submit, and a Spark of
+    another version there fails late and obscurely (the Kafka connector and the Python side are
+    built for the pinned one): it is used only when its version is the pinned one."""
     spec = importlib.util.find_spec("pyspark")
     if spec is None or spec.origin is None:
         raise FileNotFoundError("pyspark is not installed; run 'make setup' first")
-    return Path(os.environ.get("SPARK_HOME") or Path(spec.origin).parent)
+    pinned = Path(spec.origin).parent
+    other = os.environ.get("SPARK_HOME")
+    if other and Path(other).resolve() != pinned.resolve():
+        want, got = importlib.metadata.version("pyspark"), spark_version(Path(other))
+        if got != want:
+            raise SparkHomeMismatchError(f"SPARK_HOME={other} is Spark {got or 'unknown'}, but the project pins "
+                                         f"pyspark {want}: unset SPARK_HOME (the pinned one is used) or point it "
+                                         f"at a Spark {want}")
+        return Path(other)
+    return pinned
 
 
-def spark_submit_env(base: dict[str, str] | None = None) -> dict[str, str]:
+def spark_submit_env(base: dict[str, str] | None = None, settings: Settings | None = None) -> dict[str, str]:
     """Environment for a `spark-submit` child: the venv's Python, the project on the path, and
     the driver bound to 127.0.0.1 unless configured otherwise."""
-    env = local_ip_env(dict(os.environ if base is None else base))
-    env.setdefault("SPARK_HOME", str(spark_home()))
+    env = local_ip_env(dict(os.environ if base is None else base), settings)
+    env["SPARK_HOME"] = str(spark_home())
     env.setdefault("PYSPARK_PYTHON", sys.executable)
     env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     path = env.get("PYTHONPATH", "")

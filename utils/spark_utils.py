@@ -127,7 +127,7 @@ def create_spark_session(
         raise FileNotFoundError(f"no Kafka connector jars under {settings.jars_dir / 'spark'}; run 'make setup' first")
     # The driver JVM (started by pyspark when run as a plain script) binds its UI to every
     # interface unless SPARK_LOCAL_IP is set.
-    local_ip_env(os.environ)
+    local_ip_env(os.environ, settings)
     builder = SparkSession.builder
     for key, value in {**spark_conf(app_name, settings, streaming=streaming),
                        **(extra_conf or {})}.items():

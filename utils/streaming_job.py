@@ -156,7 +156,7 @@ def run_streaming_job(name: str, build: BuildFn, doc: str | None, argv: list[str
     args = parser.parse_args(argv)
     settings = load_cli_settings(name)
     stopper = GracefulStop().install()
-    log = configure_logging(name, log_dir=settings.log_dir)
+    log = configure_logging(name, log_dir=settings.log_dir, level=settings.log_level)
     log.info("starting", extra={"available_now": args.available_now, "settings": settings.redacted()})
     spark = create_spark_session(name, settings, streaming=True)
     progress_dir = settings.state_root / "progress"

@@ -43,8 +43,8 @@ ARTIFACTS = PROJECT_ROOT / "logs" / "ui"
 
 
 def logged_at(record: dict) -> datetime:
-    """A JSON log line's time (asctime is the local time of the process, which is this one's)."""
-    return datetime.strptime(record["asctime"], "%Y-%m-%d %H:%M:%S,%f").astimezone(UTC)
+    """A JSON log line's time (ISO 8601, UTC)."""
+    return datetime.fromisoformat(record["asctime"])
 
 
 def metrics() -> dict[tuple, float]:

@@ -58,3 +58,17 @@ def test_ruff_forbids_the_imports_that_break_the_layering(path, code, says):
     result = subprocess.run([sys.executable, "-m", "ruff", "check", "--stdin-filename", path, "-"], input=code,
                             cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 1 and "TID251" in result.stdout and says in result.stdout, result.stdout
+
+
+def test_a_spark_home_of_another_version_is_refused_naming_both(tmp_path, monkeypatch):
+    from utils.launch import SparkHomeMismatchError, spark_home, spark_version
+
+    pinned = spark_home()
+    other = tmp_path / "spark-3.5.1"
+    (other / "jars").mkdir(parents=True)
+    (other / "jars" / "spark-core_2.12-3.5.1.jar").write_bytes(b"")
+    monkeypatch.setenv("SPARK_HOME", str(other))
+    with pytest.raises(SparkHomeMismatchError, match=r"is Spark 3\.5\.1, but the project pins pyspark 4\.2\.0"):
+        spark_home()
+    monkeypatch.setenv("SPARK_HOME", str(pinned))
+    assert spark_home() == pinned and spark_version(pinned) == "4.2.0"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from configs.logging_config import configure_logging
-from configs.spark_config import Settings, SettingsError, load_job_registry, load_settings
+from configs.spark_config import PROJECT_ROOT, Settings, SettingsError, load_job_registry, load_settings
 
 
 @pytest.fixture
@@ -93,3 +93,25 @@ def test_json_logs_carry_bound_context(tmp_path):
     assert record["job"] == "unit-job" and record["run_id"] == "r1"
     assert record["query_id"] == "q1" and record["batch_id"] == 7 and record["input_rows"] == 10
     assert record["message"] == "batch done" and record["levelname"] == "INFO"
+
+
+def test_every_documented_setting_can_come_from_a_dot_env_file(tmp_path):
+    """Settings the README lists as environment variables or `.env` lines are all read from `.env`."""
+    import subprocess
+    import sys
+
+    registry = tmp_path / "jobs.yaml"
+    registry.write_text((PROJECT_ROOT / "configs" / "jobs.yaml").read_text())
+    (tmp_path / ".env").write_text(
+        "ORCHESTRATOR_PORT=18123\nORCHESTRATOR_HOST=127.0.0.2\nORCHESTRATOR_CATCHUP_HOURS=48\nLOG_LEVEL=DEBUG\n"
+        f"SPARK_DRIVER_HOST=orchestrator\nSPARK_DRIVER_BIND_ADDRESS=0.0.0.0\nJOB_REGISTRY_PATH={registry}\n")
+    code = ("from configs.spark_config import load_settings, load_job_registry\n"
+            "from utils.launch import spark_conf\n"
+            "s = load_settings(); c = spark_conf('x', s, streaming=False)\n"
+            "print(s.orchestrator_port, s.orchestrator_host, s.orchestrator_catchup_hours, s.log_level,"
+            " c['spark.driver.host'], c['spark.driver.bindAddress'], s.job_registry_path == load_settings()"
+            ".job_registry_path, len(load_job_registry()))")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(PROJECT_ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         check=True, timeout=60).stdout.split()
+    assert out == ["18123", "127.0.0.2", "48.0", "DEBUG", "orchestrator", "0.0.0.0", "True", "7"]
