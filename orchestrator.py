@@ -90,13 +90,24 @@ def _port(args, settings) -> int:
 
 
 def _batch_detail(job: dict) -> str:
+    last = job.get("last_run") or {}
+    app = f"; last run {last.get('interval_start')} {last.get('status')} app {last['app_id']}" \
+        if last.get("app_id") else ""
     if job.get("running"):
         ivs = job["running"]["intervals"]
-        return f"running {ivs[0]}" + (f" .. {ivs[-1]} ({len(ivs)} intervals)" if len(ivs) > 1 else "")
+        return f"running {ivs[0]}" + (f" .. {ivs[-1]} ({len(ivs)} intervals)" if len(ivs) > 1 else "") + app
     if job.get("waiting"):
         first = job["waiting"][0]
-        return f"{job['intervals']['waiting']} waiting, first {first['interval']}: {first['reason']}"
-    return f"next {job['next_fire']}"
+        return f"{job['intervals']['waiting']} waiting, first {first['interval']}: {first['reason']}{app}"
+    return f"next {job['next_fire']}{app}"
+
+
+def _streaming_detail(job: dict) -> str:
+    lag = job.get("lag")
+    spark = f", app {job['app_id']}" if job.get("app_id") else ""
+    spark += f", UI {job['ui_url']}" if job.get("ui_url") else ""
+    return (f"uptime {job['uptime_seconds']}s" + (f", lag {sum(lag.values()):,}" if lag is not None else "")
+            + spark)
 
 
 def cmd_status(args, settings) -> int:
@@ -135,7 +146,7 @@ def _print_jobs(status: dict) -> None:
             continue
         code = job.get("last_exit_code")
         print(f"{name:22} {'streaming':10} {job['state']:10} {job.get('pid') or '-':>8} {job['starts']:>6} "
-              f"{job['failures']:>5} {code if code is not None else '-':>5}  uptime {job['uptime_seconds']}s")
+              f"{job['failures']:>5} {code if code is not None else '-':>5}  {_streaming_detail(job)}")
 
 
 def cmd_intervals(job: str, settings, limit: int = 48) -> int:

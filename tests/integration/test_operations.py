@@ -143,6 +143,12 @@ def test_batches_wait_for_complete_inputs_and_operators_see_lag_rates_and_pages(
             assert requests.get(status["jobs"][job]["ui_url"], timeout=5).ok, "the driver's Spark UI answers"
         assert values[("orchestrator_streaming_micro_batch_duration_seconds_count",
                        (("job", "data_enrichment"), ("query", "enriched_events")))] >= 5
+        # The status command links each running job to its Spark application and UI, and each
+        # batch job to its last run's application (for the History Server).
+        shown = orch.cli("status").stdout
+        for job in ("data_enrichment", "clickstream_analysis"):
+            assert status["jobs"][job]["app_id"] in shown and status["jobs"][job]["ui_url"] in shown, shown
+        assert status["jobs"]["hourly_aggregate"]["last_run"]["app_id"] in shown, shown
 
         # 3. One job stopped while events keep arriving: its lag grows.
         assert orch.cli("stop", "clickstream_analysis").returncode == 0
