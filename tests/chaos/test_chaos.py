@@ -387,8 +387,8 @@ def test_orchestrator_killed_then_shutdown_under_load_then_resume(stack, tmp_pat
     reliability.start(scenario)
     run = new_run(tmp_path, "orchkill")
     now = datetime.now(UTC).replace(second=0, microsecond=0)
-    # Part 1, on the topics before the orchestrator starts: two hours of event time up to an hour
-    # ago, so that hourly intervals become ready as soon as data_enrichment has read it.
+    # Part 1, on the topics before the orchestrator starts: about two hours of event time from
+    # three hours ago, so that hourly intervals become ready as soon as data_enrichment has read it.
     run.generate("--app-events", "3000", "--seed", "35", "--start", iso(now - timedelta(hours=3)),
                  "--sessions-per-minute", f"{3000 / 8.5 / 120:.3f}", *LIVE, truth=run.root / "truth1")
     jobs = ",".join([*STREAMING, "hourly_aggregate"])
@@ -434,8 +434,10 @@ def test_orchestrator_killed_then_shutdown_under_load_then_resume(stack, tmp_pat
         assert counts[-1] == dict.fromkeys(STREAMING, (1, 1)), counts[-1]
 
         # Part 2, live: the shutdown comes while it is being produced and processed.
+        # It starts after part 1's last event: nothing in it is behind the watermark part 1 left.
+        later = oracle.max_event_time(run.root / "truth1", "app_events", "event_timestamp") + timedelta(minutes=1)
         gen = start_generator(run, run.root / "truth2", "--app-events", "8000", "--seed", "36", "--start",
-                              iso(now - timedelta(hours=1)), *LIVE, "--rate", "100")
+                              iso(later), *LIVE, "--rate", "100")
         last = batch_id(run)
         orch.wait_for(lambda s: batch_id(run) >= last + 3, 300, "part 2 being processed")
         assert gen.poll() is None, "the generator finished before the shutdown: no load to shut down under"
