@@ -337,7 +337,8 @@ def bench_parsing(n: int) -> dict:
     """Where the CPU of the JSON path goes: each step over the same n cached app-event records in
     local[2] (no Kafka, no cluster, noop sink, best of two runs)."""
     from benchmarks.synthetic import app_events, as_kafka_records
-    from utils.spark_utils import APP_EVENTS_SCHEMA, create_spark_session
+    from utils.spark_utils import create_spark_session
+    from utils.transforms.records import APP_EVENTS
 
     spark = create_spark_session("bench-parsing", load_settings(), master="local[2]")
     try:
@@ -361,7 +362,7 @@ def bench_parsing(n: int) -> dict:
             "parse + validation + extraction (the jobs' path)":
                 checked.transform(X.filter_valid_records).transform(X.extract_app_events),
             "from_json with the contract schema, no per-field reasons (lower bound)":
-                raw.select(F.from_json(text, APP_EVENTS_SCHEMA).alias("j")).select("j.*"),
+                raw.select(F.from_json(text, APP_EVENTS.ddl()).alias("j")).select("j.*"),
         }
         out: dict = {"records": n, "steps": {}}
         for name, df in steps.items():

@@ -95,7 +95,6 @@ class Settings(BaseSettings):
     trigger_interval: str = "10 seconds"
     # Below the orchestrator's SIGKILL timeout (configs/jobs.yaml, 60 s): the job's own stop comes first.
     stop_timeout_seconds: float = Field(default=45.0, gt=0)
-    output_format: Literal["parquet", "csv"] = "parquet"
     # How the orchestrator launches jobs: spark-submit to SPARK_MASTER_URL, or the job script
     # under this Python (the job then builds its session for SPARK_MASTER_URL itself).
     orchestrator_launcher: Literal["spark-submit", "python"] = "spark-submit"

@@ -16,7 +16,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from configs.spark_config import PROJECT_ROOT
-from utils.transformations import require_columns
+from utils.transforms.generic import require_columns
 
 PERCENTILE_ACCURACY = 10_000  # rank error <= 1/10000, well inside the contract's 1%
 ALL_APPS = "all"

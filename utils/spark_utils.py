@@ -1,4 +1,6 @@
-"""Spark session, Kafka/file stream I/O, topic schemas and progress logging shared by all jobs."""
+"""Spark session, Kafka/file stream I/O and progress logging shared by all jobs.
+
+The layout of the topics' records is declared in `utils.transforms.records`."""
 
 from __future__ import annotations
 
@@ -11,97 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import types as T
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
 from configs.logging_config import ContextLogger, get_logger
 from configs.spark_config import Settings, get_settings
 from utils.launch import connector_jars, local_ip_env, spark_conf
 from utils.progress import read_progress_file
-
-# --- Topic schemas (../shared/CONTRACT.md §1) --------------------------------------------------
-# Timestamps arrive as ISO-8601 strings and are parsed (and validated) separately, so that an
-# unparseable one can be quarantined with its own reason.
-
-DEVICE_SCHEMA = T.StructType(
-    [T.StructField(n, T.StringType()) for n in ("type", "os", "model")]
-)
-LOCATION_SCHEMA = T.StructType(
-    [T.StructField("country", T.StringType()), T.StructField("city", T.StringType())]
-)
-
-APP_EVENTS_SCHEMA = T.StructType(
-    [
-        T.StructField("event_id", T.StringType(), False),
-        T.StructField("event_type", T.StringType(), False),
-        T.StructField("user_id", T.StringType(), False),
-        T.StructField("session_id", T.StringType(), False),
-        T.StructField("app_type", T.StringType(), False),
-        T.StructField("event_timestamp", T.StringType(), False),
-        T.StructField("device", DEVICE_SCHEMA),
-        T.StructField("location", LOCATION_SCHEMA),
-        T.StructField("properties", T.MapType(T.StringType(), T.StringType())),
-        T.StructField("revenue", T.DoubleType()),
-    ]
-)
-
-CLICKSTREAM_SCHEMA = T.StructType(
-    [
-        T.StructField("click_id", T.StringType(), False),
-        T.StructField("session_id", T.StringType(), False),
-        T.StructField("user_id", T.StringType(), False),
-        T.StructField("page_url", T.StringType(), False),
-        T.StructField("referrer_url", T.StringType()),
-        T.StructField("element_id", T.StringType()),
-        T.StructField("app_type", T.StringType(), False),
-        T.StructField("event_timestamp", T.StringType(), False),
-    ]
-)
-
-# `payload` is any JSON value; it is kept as its JSON text (payload_json in the output).
-EXTERNAL_DATA_SCHEMA = T.StructType(
-    [
-        T.StructField("record_id", T.StringType(), False),
-        T.StructField("source", T.StringType(), False),
-        T.StructField("fetched_at", T.StringType(), False),
-        T.StructField("payload", T.StringType(), False),
-    ]
-)
-
-# The Debezium envelope; before/after rows are table-specific, so they stay JSON text.
-DEBEZIUM_SOURCE_SCHEMA = T.StructType(
-    [
-        T.StructField("version", T.StringType()),
-        T.StructField("connector", T.StringType()),
-        T.StructField("name", T.StringType()),
-        T.StructField("ts_ms", T.LongType()),
-        T.StructField("snapshot", T.StringType()),
-        T.StructField("db", T.StringType()),
-        T.StructField("schema", T.StringType()),
-        T.StructField("table", T.StringType()),
-        T.StructField("txId", T.LongType()),
-        T.StructField("lsn", T.LongType()),
-    ]
-)
-CDC_ENVELOPE_SCHEMA = T.StructType(
-    [
-        T.StructField("before", T.StringType()),
-        T.StructField("after", T.StringType()),
-        T.StructField("source", DEBEZIUM_SOURCE_SCHEMA),
-        T.StructField("op", T.StringType()),
-        T.StructField("ts_ms", T.LongType()),
-        T.StructField("transaction", T.StringType()),
-    ]
-)
-
-TOPIC_SCHEMAS: dict[str, T.StructType] = {
-    "app_events": APP_EVENTS_SCHEMA,
-    "clickstream": CLICKSTREAM_SCHEMA,
-    "external_data": EXTERNAL_DATA_SCHEMA,
-    "cdc_changes": CDC_ENVELOPE_SCHEMA,
-}
-
-QUARANTINE_COLUMNS = ("topic", "partition", "offset", "kafka_timestamp", "raw_value", "error")
 
 _log = get_logger(__name__)
 

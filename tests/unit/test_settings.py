@@ -59,7 +59,7 @@ def test_extra_spark_conf_is_applied_last(clean_env):
     ("KAFKA_TOPIC_PARTITIONS", "many"), ("KAFKA_TOPIC_PARTITIONS", "0"),
     ("TRIGGER_INTERVAL", "10s"), ("SPARK_EXECUTOR_MEMORY", "lots"),
     ("KAFKA_EXTRA_OPTIONS", "{not json"), ("KAFKA_STARTING_OFFSETS", "yesterday"),
-    ("OUTPUT_FORMAT", "xml"), ("KAFKA_FAIL_ON_DATA_LOSS", "perhaps"),
+    ("KAFKA_FAIL_ON_DATA_LOSS", "perhaps"),
     ("SPARK_EXTRA_CONF", "[1]"), ("SPARK_EXTRA_CONF", '{"executor.memory": "2g"}'),
 ])
 def test_invalid_values_name_the_variable(clean_env, var, value):

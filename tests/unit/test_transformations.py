@@ -316,7 +316,21 @@ def test_debezium_value_that_is_not_an_object_is_quarantined(spark):
     create = sample("01-create-wrapped.json")
     indented = b"\n\t " + json.dumps(create).encode()
     checked = X.validate_debezium(kafka_rows(spark, "cdc_changes", [[create], b"  42", indented]))
-    assert [r._error for r in checked.orderBy("offset").collect()] == ["not a JSON object"] * 2 + [None]
+    assert [r._error for r in checked.orderBy("offset").collect()] == [
+        "not a JSON object: got array", "not a JSON object: got bigint", None]
+
+
+def test_every_topic_gives_the_same_reason_for_a_value_that_is_not_a_json_object(spark):
+    """One envelope check for all four topics: the Debezium path and the event topics agree."""
+    values = [b"", b"  ", b"{not json", b"[1, 2]", b"42", b'"text"']
+
+    def reasons(df):
+        return [r._error for r in df.orderBy("offset").collect()]
+
+    cdc = reasons(X.validate_debezium(kafka_rows(spark, "cdc_changes", values)))
+    assert None not in cdc
+    for spec in (X.APP_EVENTS_SPEC, X.CLICKSTREAM_SPEC, X.EXTERNAL_DATA_SPEC):
+        assert reasons(X.with_json_validation(kafka_rows(spark, "app_events", values), spec)) == cdc
 
 
 def test_summarize_cdc_counts_operations_per_window_and_table(spark):
