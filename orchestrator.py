@@ -219,9 +219,9 @@ def cmd_backfill(args, settings, registry, log) -> int:
     orch = Orchestrator(settings, registry, streaming=[], batch=[args.job])
     failures = 0
     for chunk in consecutive_runs(runnable, spec.interval, spec.max_range):
-        run = orch.start_batch(args.job, chunk, force=args.force, watermarks=checks[chunk[0]].watermarks)
-        while orch.batch_runs:
-            orch._reap_batches()
+        run = orch.batches.start(args.job, chunk, force=args.force, watermarks=checks[chunk[0]].watermarks)
+        while orch.batches.runs:
+            orch.batches.reap()
             time.sleep(0.5)
         rows = {r["interval_start"]: r for r in orch.ledger.rows(args.job) if r["run_id"] == run.run_id}
         for s in chunk:

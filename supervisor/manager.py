@@ -18,9 +18,10 @@ from pathlib import Path
 
 from configs.spark_config import PROJECT_ROOT, JobSpec, Settings, duration_seconds
 from supervisor import children, health
+from supervisor.batches import BatchJobs
 from supervisor.metrics import KafkaOffsets, ProgressTracker, job_lag, kafka_client_options, query_summary
-from supervisor.process import UNKNOWN_EXIT, AdoptedChild, Child, State, SupervisedProcess, driver_process, spawn
-from supervisor.scheduler import Ledger, Scheduler, consecutive_runs, job_args
+from supervisor.process import AdoptedChild, Child, State, SupervisedProcess, driver_process, spawn
+from supervisor.scheduler import Ledger, Scheduler
 from utils import readiness
 from utils.launch import spark_submit_command, spark_submit_env
 from utils.progress import last_progress, parse_watermark, progress_path, read_progress_file
@@ -38,39 +39,6 @@ def job_command(spec: JobSpec, settings: Settings, extra_args: list[str] | None 
 
 
 @dataclass
-class BatchRun:
-    """One batch run: a range of consecutive intervals in one Spark application."""
-
-    job: str
-    intervals: list[datetime]
-    child: Child
-    started: float
-    run_id: str
-    result_file: Path
-
-    @property
-    def label(self) -> str:
-        first, last = self.intervals[0].isoformat(), self.intervals[-1].isoformat()
-        return first if first == last else f"{first} .. {last}"
-
-
-def read_results(path: Path) -> dict[str, dict]:
-    """The per-interval outcomes a batch run reported (utils/batch_job.py), by interval start."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return {}
-    out = {}
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:  # a line cut short by a killed run
-            continue
-        out[datetime.fromisoformat(record["interval"]).astimezone(UTC).isoformat()] = record
-    return out
-
-
-@dataclass
 class Orchestrator:
     settings: Settings
     jobs: dict[str, JobSpec]
@@ -80,14 +48,6 @@ class Orchestrator:
     spawner: Callable[[JobSpec, list[str] | None], Child] | None = None
     once: bool = False
     processes: dict[str, SupervisedProcess] = field(default_factory=dict)
-    batch_runs: dict[str, BatchRun] = field(default_factory=dict)
-    batch_failures_at: dict[str, float] = field(default_factory=dict)
-    # Due intervals that are not ready, per job: interval -> reason (also in the ledger).
-    waiting: dict[str, dict[datetime, str]] = field(default_factory=dict)
-    # Jobs with a due, ready interval not started yet (--once waits for these).
-    ready_pending: set[str] = field(default_factory=set)
-    batch_hold_until: dict[str, float] = field(default_factory=dict)
-    batch_failed: int = 0
     # Operator commands from the HTTP thread, applied by the main loop (one thread drives the states).
     commands: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
     tracker: ProgressTracker = field(default_factory=ProgressTracker)
@@ -104,11 +64,14 @@ class Orchestrator:
         self.status_file = state_dir / "status.json"
         self.children_file = state_dir / "children.json"
         self._recorded: list[tuple[str, int]] = []
-        self.runs_dir = state_dir / "runs"
-        self.runs_dir.mkdir(exist_ok=True)
+        runs_dir = state_dir / "runs"
+        runs_dir.mkdir(exist_ok=True)
         self.ledger = Ledger(state_dir / "ledger.sqlite")
         self.scheduler = Scheduler(self.jobs, self.ledger,
                                    catchup=timedelta(hours=self.settings.orchestrator_catchup_hours))
+        self.batches = BatchJobs(self.settings, self.jobs, self.batch, self.ledger, self.scheduler, runs_dir,
+                                 spawner=lambda spec, args: self.spawner(spec, args), clock=self.clock,
+                                 shutting_down=self.shutting_down, once=self.once)
         self.trigger_seconds = duration_seconds(self.settings.trigger_interval)
         for name in self.streaming:
             spec = self.jobs[name]
@@ -141,7 +104,7 @@ class Orchestrator:
                    for n, p in self.processes.items() if p.child is not None]
         records += [self._record_of(n, "batch", r.child, run_id=r.run_id, result_file=str(r.result_file),
                                     intervals=[i.isoformat() for i in r.intervals])
-                    for n, r in self.batch_runs.items()]
+                    for n, r in self.batches.runs.items()]
         key = sorted((r.job, r.pid) for r in records)
         if key != self._recorded:
             children.save(self.children_file, records)
@@ -155,15 +118,7 @@ class Orchestrator:
         for rec in children.load(self.children_file):
             alive = children.is_alive(rec)
             if rec.kind == "batch":
-                run = BatchRun(rec.job, [datetime.fromisoformat(i) for i in rec.intervals], AdoptedChild(rec),
-                               rec.started_at, rec.run_id or "", Path(rec.result_file or "/nonexistent"))
-                handled.add(run.run_id)
-                if alive:
-                    self.batch_runs[rec.job] = run
-                    log.warning("%s: adopted the running batch run %s (pid %s) of a previous orchestrator",
-                                rec.job, run.label, rec.pid, extra={"job_name": rec.job})
-                else:
-                    self._record_outcome(run, UNKNOWN_EXIT)
+                handled.add(self.batches.adopt(rec, alive))
                 continue
             if not alive:
                 continue
@@ -232,117 +187,8 @@ class Orchestrator:
                     log.warning("%s: no streaming progress for %.0fs: restarting", name, stale_after)
                     proc.restart_unhealthy(f"no progress for {stale_after:.0f}s")
         if not self.shutting_down.is_set():
-            self._schedule_batches()
-        self._reap_batches()
-
-    def _schedule_batches(self) -> None:
-        now = self.clock()
-        now_dt = datetime.fromtimestamp(now, UTC)
-        job_states = {n: p.state.value for n, p in self.processes.items()}
-        for name in self.batch:
-            if name in self.batch_runs:
-                continue  # at most one run of a job at a time
-            spec = self.jobs[name]
-            failed_at = self.batch_failures_at.get(name)
-            if failed_at and (self.once or now - failed_at < spec.restart.backoff_initial_seconds):
-                self.ready_pending.discard(name)  # --once: one attempt per invocation
-                continue
-            if now < self.batch_hold_until.get(name, 0.0):
-                continue
-            due = self.scheduler.due(name, now_dt)
-            current = readiness.watermarks(spec, self.settings.state_root)
-            checks = [readiness.check(spec, i, current=current, job_states=job_states) for i in due]
-            self._record_waiting(name, {c.start: c.reason for c in checks if not c.ready}, now_dt)
-            ready = [c for c in checks if c.ready]
-            if not ready:
-                self.ready_pending.discard(name)
-                continue
-            self.ready_pending.add(name)
-            first = consecutive_runs([c.start for c in ready], spec.interval, spec.max_range)[0]
-            self.start_batch(name, first, watermarks=ready[0].watermarks)
-
-    def _record_waiting(self, name: str, waiting: dict[datetime, str], now_dt: datetime) -> None:
-        """Due but not ready: kept for the status, and in the ledger when the reason changes."""
-        known = self.waiting.get(name, {})
-        for interval, reason in waiting.items():
-            if known.get(interval) != reason:
-                self.ledger.mark_waiting(name, interval, reason, now_dt)
-        for interval in set(known) - set(waiting):
-            log.info("%s: %s is ready", name, interval.isoformat(), extra={"job_name": name})
-        if waiting and not known:
-            first = min(waiting)
-            log.info("%s: %d due intervals wait for their inputs, the first %s: %s", name, len(waiting),
-                     first.isoformat(), waiting[first], extra={"job_name": name})
-        self.waiting[name] = waiting
-
-    def start_batch(self, name: str, intervals: list[datetime], *, force: bool = False,
-                    watermarks: dict | None = None) -> BatchRun:
-        """One run over consecutive `intervals` (one Spark application); their outcome per
-        interval comes back through the run's result file."""
-        spec = self.jobs[name]
-        run_id = uuid.uuid4().hex[:12]
-        result_file = self.runs_dir / f"{name}-{run_id}.jsonl"
-        args = [*job_args(spec, intervals[0], intervals[-1]), "--result-file", str(result_file),
-                *(["--force"] if force else [])]
-        now_dt = datetime.fromtimestamp(self.clock(), UTC)
-        for interval in intervals:
-            self.ledger.mark_running(name, interval, now_dt, run_id=run_id, watermarks=watermarks, forced=force)
-        child = self.spawner(spec, args)
-        run = BatchRun(name, list(intervals), child, self.clock(), run_id, result_file)
-        self.batch_runs[name] = run
-        log.info("%s: batch run started for %s (%d intervals, pid %s)", name, run.label, len(intervals), child.pid,
-                 extra={"job_name": name, "interval": run.label, "run_id": run_id})
-        return run
-
-    def _reap_batches(self) -> None:
-        for name, run in list(self.batch_runs.items()):
-            code = run.child.poll()
-            if code is None:
-                continue
-            run.child.reap_group()
-            del self.batch_runs[name]
-            failed = self._record_outcome(run, code)
-            level = logging.ERROR if failed else logging.INFO
-            ended = "ended (exit code unknown: adopted)" if code == UNKNOWN_EXIT else f"exited {code}"
-            log.log(level, "%s: batch run for %s %s after %.0fs", name, run.label, ended,
-                    self.clock() - run.started, extra={"job_name": name, "exit_code": code})
-            if failed:
-                self.batch_failed += failed
-                self.batch_failures_at[name] = self.clock()
-            else:
-                self.batch_failures_at.pop(name, None)
-            if code == readiness.NOT_READY_EXIT_CODE:
-                # The job found an input incomplete after all: look again in a while, not at once.
-                self.batch_hold_until[name] = self.clock() + 30
-
-    def _record_outcome(self, run: BatchRun, code: int) -> int:
-        """Each interval of a finished run into the ledger; the number that failed."""
-        now_dt = datetime.fromtimestamp(self.clock(), UTC)
-        results = read_results(run.result_file)
-        failed = 0
-        for interval in run.intervals:
-            result = results.get(interval.isoformat())
-            if result and result["status"] == "written":
-                figures = {k: result.get(k) for k in ("rows_read", "rows_written", "duration_s", "app_id",
-                                                      "watermarks", "forced")}
-                self.ledger.mark_done(run.job, interval, 0, now_dt, succeeded=True,
-                                      **{k: v for k, v in figures.items() if v not in (None, {})})
-            elif (result and result["status"] == "not_ready") or (code == readiness.NOT_READY_EXIT_CODE
-                                                                    and not result):
-                self.ledger.mark_not_ready(run.job, interval, (result or {}).get("reason", "not ready"), now_dt)
-            elif self.shutting_down.is_set():
-                # Stopped by our own shutdown before it got to this interval: not a failure of
-                # the interval; it waits for the next orchestrator (no attempt counted).
-                self.ledger.mark_not_ready(run.job, interval, "interrupted by the orchestrator's shutdown", now_dt)
-            elif code == 0 and not results:
-                # A batch script that does not report per interval: exit 0 covers all of them.
-                self.ledger.mark_done(run.job, interval, 0, now_dt, succeeded=True,
-                                      duration_s=round(self.clock() - run.started, 2))
-            else:
-                failed += 1
-                self.ledger.mark_done(run.job, interval, code or 1, now_dt, succeeded=False,
-                                      reason=f"exit code {code}" if code else "no outcome reported")
-        return failed
+            self.batches.schedule({n: p.state.value for n, p in self.processes.items()})
+        self.batches.reap()
 
     # -- life cycle ----------------------------------------------------------------------------------
 
@@ -372,20 +218,18 @@ class Orchestrator:
     def _kill_all(self) -> None:
         for proc in self.processes.values():
             proc.kill()
-        for run in self.batch_runs.values():
-            run.child.signal_group(signal.SIGKILL)
+        self.batches.signal_all(signal.SIGKILL)
 
     def shutdown(self, timeout: float) -> None:
         """SIGTERM every child's group, wait up to `timeout`, then SIGKILL what is left."""
         for proc in self.processes.values():
             proc.stop("orchestrator shutdown")
-        for run in self.batch_runs.values():
-            run.child.signal_group(signal.SIGTERM)
+        self.batches.signal_all(signal.SIGTERM)
         deadline = self.clock() + timeout
         while self.clock() < deadline and not self.forced:
             for proc in self.processes.values():
                 proc.tick()
-            self._reap_batches()
+            self.batches.reap()
             if self._all_down():
                 break
             time.sleep(0.2)
@@ -395,7 +239,7 @@ class Orchestrator:
             time.sleep(0.5)
             for proc in self.processes.values():
                 proc.tick()
-            self._reap_batches()
+            self.batches.reap()
         self._save_children()
         if self.offsets:
             self.offsets.stop()
@@ -403,7 +247,7 @@ class Orchestrator:
 
     def _all_down(self) -> bool:
         return (all(p.child is None or p.child.poll() is not None for p in self.processes.values())
-                and not self.batch_runs)
+                and not self.batches.runs)
 
     def run(self, poll_seconds: float = 1.0, status_every: float = 5.0) -> int:
         """Until a signal (or, with --once, until no due interval is ready or running). Exit code:
@@ -416,15 +260,15 @@ class Orchestrator:
             if self.clock() >= next_status:
                 self.write_status()
                 next_status = self.clock() + status_every
-            if self.once and not self.batch_runs and not self.ready_pending:
+            if self.once and not self.batches.runs and not self.batches.ready_pending:
                 break
             self.shutting_down.wait(poll_seconds)
         fatal = [n for n, p in self.processes.items() if p.state is State.FATAL]
         self.shutdown(max((self.jobs[n].restart.stop_timeout_seconds for n in self.processes), default=30.0))
-        if self.batch_failed or fatal:
-            log.error("exit 1: %d batch intervals failed; FATAL jobs: %s", self.batch_failed, fatal or "none")
+        if self.batches.failed or fatal:
+            log.error("exit 1: %d batch intervals failed; FATAL jobs: %s", self.batches.failed, fatal or "none")
             return 1
-        if self.once and any(self.waiting.values()):
+        if self.once and any(self.batches.waiting.values()):
             return readiness.NOT_READY_EXIT_CODE
         return 0
 
@@ -434,27 +278,7 @@ class Orchestrator:
         now = self.clock()
         jobs = {n: self._streaming_status(n, p, now) for n, p in self.processes.items()}
         now_dt = datetime.fromtimestamp(now, UTC)
-        for name in self.batch:
-            run = self.batch_runs.get(name)
-            waiting = self.waiting.get(name, {})
-            finished = [r for r in self.ledger.rows(name, limit=50) if r["finished_at"]]
-            last = max(finished, key=lambda r: r["finished_at"]) if finished else None
-            counts = self.ledger.counts(name)
-            jobs[name] = {
-                "name": name, "kind": "batch",
-                "state": "RUNNING" if run else ("WAITING" if waiting else "IDLE"),
-                "pid": run.child.pid if run else None,
-                "running": {"run_id": run.run_id, "intervals": [i.isoformat() for i in run.intervals],
-                            "uptime_seconds": round(now - run.started, 1)} if run else None,
-                "intervals": {s: counts.get(s, 0) for s in ("succeeded", "failed", "waiting", "running")},
-                # A due, ready interval about to start (the next tick): the job is not done yet.
-                "ready_pending": name in self.ready_pending and not run,
-                "rows_written": self.ledger.rows_written(name),
-                "waiting": [{"interval": i.isoformat(), "reason": r} for i, r in sorted(waiting.items())[:5]],
-                "last_run": last,
-                "last_success_at": self.ledger.last_success_at(name),
-                "next_fire": self.scheduler.next_fire(name, now_dt).isoformat(),
-            }
+        jobs.update({name: self.batches.status(name, now) for name in self.batch})
         fatal = [n for n, p in self.processes.items() if p.state is State.FATAL]
         master = health.spark_master(self.settings.spark_master_url)
         healthy = not fatal and master.get("reachable") is not False

@@ -30,6 +30,11 @@ log = logging.getLogger("orchestrator.process")
 
 
 class State(enum.Enum):
+    """A job's state. Streaming jobs move through all but IDLE and WAITING; a batch job is IDLE,
+    WAITING (for its inputs), RUNNING or BACKOFF (supervisor/batches.py)."""
+
+    IDLE = "IDLE"
+    WAITING = "WAITING"
     STOPPED = "STOPPED"
     STARTING = "STARTING"
     RUNNING = "RUNNING"

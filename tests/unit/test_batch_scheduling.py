@@ -13,6 +13,7 @@ import pytest
 
 from configs.spark_config import load_job_registry, load_settings
 from supervisor.manager import Orchestrator
+from supervisor.process import State
 
 
 def at(text: str) -> datetime:
@@ -118,11 +119,14 @@ def test_a_run_that_fails_half_way_keeps_what_it_wrote(hourly):
     ledger = hourly.ledger("hourly_aggregate")
     assert ledger["2026-11-24T15:00"] == ("succeeded", 1)
     assert ledger["2026-11-24T16:00"] == ("failed", 1)
-    assert hourly.orch.batch_failed == 22
+    assert hourly.orch.batches.failed == 22
+    assert hourly.orch.status()["jobs"]["hourly_aggregate"]["state"] == "BACKOFF"
     # Retried after the job's backoff, from the first failed hour on.
     hourly.now += 61
     hourly.orch.tick()
     assert hourly.runs[1].args[1] == "2026-11-24 16:00:00"
+    states = {job["state"] for job in hourly.orch.status()["jobs"].values()}
+    assert states <= {s.value for s in State}, "every job's state is a state of the state machine"
 
 
 def test_a_job_that_finds_its_input_incomplete_sends_the_interval_back_to_waiting(hourly):
@@ -133,7 +137,7 @@ def test_a_job_that_finds_its_input_incomplete_sends_the_interval_back_to_waitin
     ledger = hourly.ledger("hourly_aggregate")
     assert ledger["2026-11-24T14:00"] == ("waiting", 0), "neither a failure nor an attempt"
     assert ledger["2026-11-24T15:00"] == ("waiting", 0)
-    assert hourly.orch.batch_failed == 0
+    assert hourly.orch.batches.failed == 0
     hourly.orch.tick()
     assert len(hourly.runs) == 1, "held for a while before looking again"
 
