@@ -60,7 +60,7 @@ test-chaos: setup
 demo: setup ## the whole platform on the local stack, ending with a report of the outputs
 	$(PY) -m tools.demo $(DEMO_ARGS)
 
-bench: setup ## benchmarks; figures go to BENCHMARKS.md
+bench: setup ## benchmarks; BENCHMARKS.md (newest per area, plots) and benchmarks/history.md (every run)
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
 
 clean: stack-down

@@ -76,7 +76,7 @@ class Settings(BaseSettings):
 
     # Spark sizing
     spark_driver_memory: str = "1g"
-    # 2g measured 1.14 / 1.20 of 1g in the tuning sweep (BENCHMARKS.md, 2026-11-26 11:38).
+    # 2g measured 1.14 / 1.20 of 1g in the tuning sweep (benchmarks/history.md, 2026-11-26 11:38).
     spark_executor_memory: str = "2g"
     spark_executor_cores: int = Field(default=2, ge=1)
     spark_cores_max: int = Field(default=2, ge=1)

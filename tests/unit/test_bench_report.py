@@ -8,8 +8,9 @@ from collections import Counter
 
 import pytest
 
-from benchmarks import jfr
-from benchmarks.run import _percentile, to_markdown
+from benchmarks import jfr, report
+from benchmarks.common import percentile as _percentile
+from benchmarks.report import run_section as to_markdown
 from benchmarks.stages import OTHER, stage_times
 from configs.spark_config import duration_seconds as _seconds
 
@@ -56,6 +57,29 @@ def test_report_has_every_section_and_flags_failures():
     assert "| 4 Kafka partitions | 2 | 8,500 | 1.2 | 600.0 | 27 | None / None | 700 / 1500 |" in text
     assert "| 6,000 | 5,999 | 3,560 | 3,409 | 12.0 | yes | 22 | 9426 / 26888 (10) | 700 / 1500 | 700 |" in text
     assert "| user_segmentation | 6.7 | 0.48 | 13.8 | 24 (yes) |" in text
+
+
+def test_summary_keeps_each_areas_newest_result_and_draws_the_plots(tmp_path, monkeypatch):
+    for name in ("RESULTS", "PLOTS"):
+        monkeypatch.setattr(report, name, tmp_path / name.lower())
+    monkeypatch.setattr(report, "SUMMARY", tmp_path / "BENCHMARKS.md")
+    monkeypatch.setattr(report, "HISTORY", tmp_path / "history.md")
+    report.HISTORY.write_text("# History\n\n## Run of 2026-11-20T10:00:00+00:00\n\nMachine: vm · git abc1234\n\n"
+                              "- **Hourly backfill** of 2 hours\n")
+    report.store(RESULTS, "1234567")
+    report.store({"when": "2026-11-27T00:00:00+00:00", "machine": "test", "command": "make bench --only parsing",
+                  "parsing": {"records": 7, "steps": {"parse to VARIANT": {"seconds": 1.0, "rows_per_s": 7}}}},
+                 "89abcde")
+    text = report.write_summary()
+    assert text.startswith("# Benchmarks")
+    parsing = text.split("## The JSON path")[1].split("## ")[0]
+    assert "2026-11-27 00:00 UTC, git 89abcde, `make bench --only parsing`" in parsing
+    assert "| parse to VARIANT | 1.0 | 7 |" in parsing, "the newest run of an area wins"
+    assert "git 1234567" in text.split("## Generator")[1].split("## ")[0]
+    assert "newest figures are in the history, run of 2026-11-20T10:00:00+00:00 (git abc1234)" in text
+    for area in ("sustained", "batch"):
+        assert (tmp_path / "plots" / f"{area}.png").read_bytes()[:4] == b"\x89PNG"
+        assert f"](benchmarks/plots/{area}.png)" in text
 
 
 def test_helpers():

@@ -1,6 +1,6 @@
 """The batch KPIs read their inputs once and never expand them: the physical plans are checked,
 because a query that scans or expands the events once per metric is correct but many times slower
-(BENCHMARKS.md has the figures)."""
+(benchmarks/history.md has the figures)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ Kafka columns plus
 
 The look-ups are columns rather than inline expressions because Spark does not share an
 expression between the branches of CASE WHEN and COALESCE: written inline, every check walked the
-record again (about half the cost of validation and extraction; BENCHMARKS.md). Extraction reads
+record again (about half the cost of validation and extraction; benchmarks/history.md). Extraction reads
 them through `text`/`time` after `require_validated`, which names what is missing.
 """
 
@@ -125,7 +125,7 @@ def is_not_object(raw: Column, variant: Column) -> Column:
     """Whether parsed JSON is anything but an object.
 
     Parsed text that starts with '{' (after JSON whitespace) is an object, so the type of the whole
-    value (schema_of_variant walks all of it, costing about as much as parsing; BENCHMARKS.md) is
+    value (schema_of_variant walks all of it, costing about as much as parsing; benchmarks/history.md) is
     only looked up for the rare values that do not.
     """
     return (F.when(raw.rlike(r"^[ \t\r\n]*\{"), F.lit(False))

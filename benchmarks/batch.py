@@ -1,0 +1,161 @@
+"""Batch benchmarks: each batch job against DuckDB on the same files, and a ranged backfill
+against one application per hour."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from benchmarks.common import MASTER
+from configs.spark_config import PROJECT_ROOT, load_settings
+
+# Deduplicated like the Spark jobs: the date/hour filter first, then one row per event_id.
+BATCH_SQL = {
+    "hourly_aggregate": """
+        WITH e AS (SELECT DISTINCT ON (event_id) * FROM events
+                   WHERE event_date = DATE '{day}' AND hour(event_timestamp) = 12)
+        SELECT date_trunc('hour', event_timestamp) AS hour_start, event_type, app_type,
+               count(*) AS event_count, count(DISTINCT user_id) AS unique_users,
+               count(DISTINCT session_id) AS unique_sessions, sum(coalesce(revenue, 0)) AS revenue
+        FROM e GROUP BY ALL""",
+    "daily_summary": """
+        WITH e AS (SELECT DISTINCT ON (event_id) * FROM events WHERE event_date = DATE '{day}'),
+        per_user AS (SELECT k, user_id, count(*) AS n FROM e, unnest([app_type, 'all']) AS t(k) GROUP BY ALL),
+        ek AS (SELECT k, sum(n) AS total_events, count(*) AS active_users,
+                      quantile_cont(n, [0.5, 0.95]) AS epu FROM per_user GROUP BY k),
+        s AS (SELECT k, count(*) AS total_sessions, avg(duration_seconds) AS avg_d,
+                     quantile_cont(duration_seconds, [0.5, 0.95]) AS d, quantile_cont(click_count, [0.5, 0.95]) AS c
+              FROM sessions, unnest([app_type, 'all']) AS t(k) WHERE session_date = DATE '{day}' GROUP BY k)
+        SELECT * FROM ek FULL JOIN s USING (k)""",
+    "user_segmentation": """
+        WITH e AS (SELECT DISTINCT ON (event_id) * FROM events),
+        a AS (SELECT user_id, count(*) AS total_events, count(DISTINCT event_date) AS active_days,
+                     count(DISTINCT session_id) AS total_sessions, sum((event_type = 'purchase')::int) AS purchases,
+                     sum(CASE WHEN event_type = 'purchase' THEN coalesce(revenue, 0) END) AS revenue,
+                     max(event_timestamp) AS last_seen, mode(app_type) AS preferred_app_type,
+                     mode(device_type) AS preferred_device
+              FROM e GROUP BY user_id),
+        d AS (SELECT user_id, avg(duration_seconds) AS avg_session_duration_s FROM sessions GROUP BY user_id)
+        SELECT * FROM a LEFT JOIN d USING (user_id)""",
+}
+
+
+SCANNED = ["event_id", "user_id", "session_id", "app_type", "device_type", "event_type", "revenue",
+           "event_timestamp"]
+
+
+def bench_batch(n: int) -> dict:
+    import duckdb
+
+    from benchmarks.synthetic import app_events, as_enriched, sessions_from_events
+    from utils import kpis
+    from utils.spark_utils import create_spark_session
+
+    settings = load_settings()
+    t = time.monotonic()
+    spark = create_spark_session("bench-batch", settings, master=MASTER)
+    session_start = time.monotonic() - t
+    data = Path(tempfile.mkdtemp(prefix="bench-batch-"))
+    out: dict = {"events": n, "session_start_s": round(session_start, 1)}
+    try:
+        events = app_events(spark, n, start="2026-11-20 00:00:00", span_seconds=3 * 86_400)
+        t = time.monotonic()
+        as_enriched(events).write.partitionBy("event_date").parquet(str(data / "enriched_events"))
+        enriched = spark.read.parquet(str(data / "enriched_events"))
+        sessions_from_events(enriched).write.partitionBy("session_date").parquet(str(data / "sessions"))
+        out["write_inputs_s"] = round(time.monotonic() - t, 1)
+        sessions = spark.read.parquet(str(data / "sessions"))
+        day = date(2026, 11, 21)
+        runs = {
+            "hourly_aggregate": lambda: kpis.hourly_aggregates(kpis.events_in_hour(
+                enriched.filter(enriched.event_date == day), datetime(2026, 11, 21, 12, tzinfo=UTC))),
+            "daily_summary": lambda: kpis.daily_summary(enriched.filter(enriched.event_date == day),
+                                                        sessions.filter(sessions.session_date == day),
+                                                        summary_date=day),
+            "user_segmentation": lambda: kpis.user_segments(enriched, sessions, as_of_date=date(2026, 11, 22),
+                                                            lookback_days=3, rules=kpis.load_segmentation_rules()),
+        }
+        con = duckdb.connect()
+        con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet('{data}/enriched_events/*/*.parquet', "
+                    "hive_partitioning = true)")
+        con.execute(f"CREATE VIEW sessions AS SELECT * FROM read_parquet('{data}/sessions/*/*.parquet', "
+                    "hive_partitioning = true)")
+        # The floor under every Spark figure: reading the columns the jobs use, nothing else.
+        t = time.monotonic()
+        enriched.select(*SCANNED).write.format("noop").mode("overwrite").save()
+        out["spark_scan_s"] = round(time.monotonic() - t, 2)
+        for name, build in runs.items():
+            target = data / "out" / name
+            t = time.monotonic()
+            build().write.mode("overwrite").parquet(str(target))
+            spark_s = time.monotonic() - t
+            t = time.monotonic()
+            con.execute(f"COPY ({BATCH_SQL[name].format(day=day)}) TO '{data}/duck_{name}.parquet' (FORMAT parquet)")
+            duck_s = time.monotonic() - t
+            spark_rows = spark.read.parquet(str(target)).count()
+            duck_rows = con.execute(f"SELECT count(*) FROM '{data}/duck_{name}.parquet'").fetchone()[0]
+            out[name] = {"spark_s": round(spark_s, 2), "duckdb_s": round(duck_s, 2),
+                         "ratio": round(spark_s / duck_s, 1), "rows": spark_rows, "rows_match": spark_rows == duck_rows}
+    finally:
+        spark.stop()
+        shutil.rmtree(data, ignore_errors=True)
+    return out
+
+
+def bench_backfill(hours: int, events: int) -> dict:
+    """An hourly backfill of `hours` hours: one ranged run (one Spark application) against one
+    run per hour (today's scheduling before ranges), on the same enriched_events, in one run; the
+    two outputs must be identical."""
+    import pandas as pd
+
+    from benchmarks.synthetic import app_events, as_enriched
+    from utils.launch import spark_submit_command, spark_submit_env
+    from utils.spark_utils import create_spark_session
+
+    settings = load_settings()
+    root = Path(tempfile.mkdtemp(prefix="bench-backfill-"))
+    first = datetime(2026, 11, 20, tzinfo=UTC)
+    try:
+        spark = create_spark_session("bench-backfill-load", settings, master=MASTER)
+        (as_enriched(app_events(spark, events, start="2026-11-20 00:00:00", span_seconds=hours * 3600))
+         .write.partitionBy("event_date").parquet(str(root / "enriched_events")))
+        spark.stop()
+
+        def run(name: str, *args: str) -> None:
+            out = root / name
+            (out / "outputs").mkdir(parents=True, exist_ok=True)
+            link = out / "outputs" / "enriched_events"
+            if not link.exists():
+                link.symlink_to(root / "enriched_events")
+            env = spark_submit_env({**os.environ, "OUTPUT_ROOT": str(out / "outputs"),
+                                    "STATE_ROOT": str(out / "state"), "LOG_DIR": str(out / "logs"),
+                                    "SPARK_EVENT_LOG_ENABLED": "false"})
+            cmd = spark_submit_command(PROJECT_ROOT / "jobs" / "batch" / "hourly_aggregate.py", [*args, "--force"],
+                                       master=MASTER, streaming=False)
+            subprocess.run(cmd, check=True, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+
+        label = "%Y-%m-%d %H:00:00"
+        t = time.monotonic()
+        last = first + timedelta(hours=hours - 1)
+        run("range", "--from-hour", first.strftime(label), "--to-hour", last.strftime(label))
+        range_s = time.monotonic() - t
+        t = time.monotonic()
+        for h in range(hours):
+            run("single", "--target-hour", (first + timedelta(hours=h)).strftime(label))
+        singles_s = time.monotonic() - t
+
+        def read(name: str) -> pd.DataFrame:
+            df = pd.read_parquet(root / name / "outputs" / "hourly_aggregates")
+            return df.sort_values(["hour_start", "event_type", "app_type"]).reset_index(drop=True)
+
+        same = read("range").astype(str).equals(read("single").astype(str))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return {"hours": hours, "events": events, "range_s": round(range_s, 1), "singles_s": round(singles_s, 1),
+            "speedup": round(singles_s / range_s, 1), "outputs_identical": same}

@@ -1,0 +1,252 @@
+"""BENCHMARKS.md and benchmarks/history.md from the benchmarks' results.
+
+Each area's newest result is kept in benchmarks/results/<area>.json with its date, machine, git
+revision and command. BENCHMARKS.md is rewritten from those on every `make bench`: one section per
+area, newest figures only, and the plots; each run is also appended to benchmarks/history.md, the
+log of every run (and of measurements by hand) since the start.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from configs.spark_config import PROJECT_ROOT
+
+RESULTS = PROJECT_ROOT / "benchmarks" / "results"
+PLOTS = PROJECT_ROOT / "benchmarks" / "plots"
+HISTORY = PROJECT_ROOT / "benchmarks" / "history.md"
+SUMMARY = PROJECT_ROOT / "BENCHMARKS.md"
+
+
+def table(header: list[str], rows: list[list]) -> list[str]:
+    """A markdown table; numbers with thousands separators."""
+    def cell(v) -> str:
+        return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
+    return ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(cell(v) for v in row) + " |" for row in rows)]
+
+
+def _rss(run: dict) -> str:
+    return f"{run['peak_rss_mib']['driver']} / {run['peak_rss_mib']['executor']}"
+
+
+def _failed(run: dict) -> str:
+    return f" (exit {run['exit_code']})" if run.get("exit_code") else ""
+
+
+def md_generator(g: dict) -> list[str]:
+    return [f"**Generator** ({g['records']:,} records, acks=all, idempotent, snappy), records/s into the local "
+            f"broker: librdkafka {g['librdkafka_records_per_s']:,.0f} (1 process), "
+            f"{g['librdkafka_2_processes_records_per_s']:,.0f} (2 processes); kafka-python "
+            f"{g['kafka-python_records_per_s']:,.0f}; generation alone (no Kafka) {g['no_kafka_records_per_s']:,.0f} "
+            f"(1 process), {g['no_kafka_2_processes_records_per_s']:,.0f} (2 processes)."]
+
+
+def md_streaming(s: dict) -> list[str]:
+    rows = []
+    for topic, res in s["topics"].items():
+        c = res["ceiling"]
+        rows.append([topic, "ceiling: read + same parsing and validation + count", c["rows"], c["seconds"],
+                     c["rows_per_s"], "", "1.00", "", "", "", ""])
+        rows += [[topic, job + _failed(r), r["rows"], r["wall_s"], r["rows_per_s_wall"], r["rows_per_s_in_batches"],
+                  r["ratio_to_ceiling"], r["batches"], f"{r['batch_ms_p50']} / {r['batch_ms_max']}",
+                  r["driver_start_to_first_batch_s"], _rss(r)]
+                 for job, r in res.items() if isinstance(r, dict) and "rows_per_s_wall" in r]
+    return [f"**Streaming**, {s['events']:,} synthetic records per topic on {s['topic_partitions']}-partition "
+            "topics, 2-worker cluster, `--available-now`; each job against the ceiling of its topic:",
+            *table(["topic", "query", "rows", "wall s", "rows/s (wall)", "rows/s (in batches)",
+                    "ratio to ceiling (in batches)", "batches", "batch p50 / max ms", "start→first batch s",
+                    "peak RSS driver / executor MiB"], rows)]
+
+
+def md_sustained(runs: list) -> list[str]:
+    rows = [[f"{r['target_records_per_s']:,.0f}", f"{r['generator_records_per_s']:,.0f}", r["app_events_per_s"],
+             r["processed_app_events_per_s"], r["drained_s_after_generator"], "yes" if r["kept_up"] else "no",
+             r["batches"], f"{r['batch_ms_p50']} / {r['batch_ms_p95']} ({r['trigger_s']:.0f})", _rss(r),
+             r.get("files_per_date_partition_per_hour", "")] for r in runs]
+    return ["**Sustained rate**, event_aggregation in continuous mode on the cluster while the generator "
+            "produces at a fixed rate (all four topics; the job reads app_events):",
+            *table(["target records/s", "generator records/s", "app events/s in", "processed app events/s",
+                    "drained after generator stop s", "kept up", "batches", "batch p50 / p95 ms (trigger s)",
+                    "peak RSS driver / executor MiB", "Parquet files per date partition per hour"], rows)]
+
+
+def md_stages(st: dict) -> list[str]:
+    rows, profiles = [], []
+    for job, r in st["jobs"].items():
+        for s in r["stages"]:
+            per_record = f"{s['run_s'] * 1e6 / r['rows']:.1f}" if r["rows"] else "(no rows read)"
+            rows.append([job + _failed(r), s["query"], s["stage"], s["tasks"], s["run_s"], f"{s['share']:.0%}",
+                         s["cpu_s"], f"{s['shuffle_read_records']:,} / {s['shuffle_write_records']:,}", per_record])
+        total = sum(r.get("components", {}).values())
+        if total:
+            profiles.append(
+                f"\n{job} ({r['wall_s']} s wall, executor GC pauses {r.get('gc_pause_s')} s), {total:,} samples "
+                "of its task threads (benchmarks/jfr.py), by component: "
+                + ", ".join(f"{name} {n / total:.1%}" for name, n in r["components"].items())
+                + "; most often running: " + ", ".join(f"`{m}` {n / total:.1%}" for m, n in r["running_methods"][:8]))
+    return [f"**Where the time goes**, each job once more over {st['events']:,} records with Spark's event log on "
+            "and the executors under Java Flight Recorder; task times summed per query and per stage of its "
+            "micro-batches (1/3: the first of three stages, which reads the topic):",
+            *table(["job", "query", "stage", "tasks", "executor run s", "share of the job", "CPU s",
+                    "shuffle records read / written", "executor µs per record"], rows), *profiles]
+
+
+def md_parsing(p: dict) -> list[str]:
+    return [f"**JSON path**, {p['records']:,} cached app-event records, local[2], noop sink, best of two:",
+            *table(["step", "s", "records/s"],
+                   [[name, r["seconds"], r["rows_per_s"]] for name, r in p["steps"].items()])]
+
+
+def md_sweep(w: dict) -> list[str]:
+    rows = [[r["setting"] + _failed(r), r["round"], r["rows_per_s_in_batches"], r["vs_defaults"], r["wall_s"],
+             r["batches"], f"{r['batch_ms_p50']} / {r['batch_ms_max']}", _rss(r)] for r in w["runs"]]
+    return [f"**Tuning sweep**, event_aggregation `--available-now` over {w['events']:,} app events, one setting "
+            "changed per run (vs defaults: against the mean of the defaults' runs):",
+            *table(["setting", "round", "rows/s (in batches)", "vs defaults", "wall s", "batches",
+                    "batch p50 / max ms", "peak RSS driver / executor MiB"], rows)]
+
+
+def md_startup(st: dict) -> list[str]:
+    return [f"**Start-up** (spark-submit → first completed micro-batch, 20k events): cluster "
+            f"{st['cluster']['driver_start_to_first_batch_s']} s after driver start "
+            f"({st['cluster']['submit_to_exit_s']} s submit to exit); local[2] "
+            f"{st['local']['driver_start_to_first_batch_s']} s ({st['local']['submit_to_exit_s']} s)."]
+
+
+def md_batch(b: dict) -> list[str]:
+    jobs = [k for k, v in b.items() if isinstance(v, dict) and "spark_s" in v]
+    rows = [[name, b[name]["spark_s"], b[name]["duckdb_s"], b[name]["ratio"],
+             f"{b[name]['rows']:,} ({'yes' if b[name]['rows_match'] else 'NO'})"] for name in jobs]
+    return [f"**Batch**, {b['events']:,} events (3 days) as Parquet; Spark on the 2-worker cluster (session start "
+            f"{b['session_start_s']} s, not included) vs DuckDB on the same files, both de-duplicating on event_id:",
+            *table(["job", "Spark s", "DuckDB s", "ratio", "output rows (same in both)"], rows),
+            f"\nSpark reading the columns the jobs use from all {b['events']:,} rows, and nothing else, "
+            f"takes {b['spark_scan_s']} s."]
+
+
+def md_backfill(b: dict) -> list[str]:
+    return [f"**Hourly backfill** of {b['hours']} hours ({b['events']:,} events as enriched_events Parquet), "
+            "spark-submit on the 2-worker cluster, `--force` (no streaming watermarks here):",
+            *table(["how", "wall s"], [["one ranged run (`--from-hour … --to-hour …`, one application)", b["range_s"]],
+                                       [f"one run per hour ({b['hours']} applications)", b["singles_s"]]]),
+            f"\nThe range took 1/{b['speedup']} of the time; outputs identical: "
+            f"{'yes' if b['outputs_identical'] else 'NO'}."]
+
+
+# Area -> (title, renderer, the label its section starts with in the history).
+AREAS = {
+    "generator": ("Generator", md_generator, "**Generator**"),
+    "streaming": ("Streaming throughput", md_streaming, "**Streaming**"),
+    "sustained": ("Sustained rate and latency", md_sustained, "**Sustained rate**"),
+    "parsing": ("The JSON path", md_parsing, "**JSON path**"),
+    "stages": ("Where the time goes", md_stages, "**Where the time goes**"),
+    "sweep": ("Tuning sweep", md_sweep, "**Tuning sweep**"),
+    "startup": ("Start-up", md_startup, "**Start-up**"),
+    "batch": ("Batch jobs against DuckDB", md_batch, "**Batch**"),
+    "backfill": ("Backfill", md_backfill, "**Hourly backfill**"),
+}
+
+
+def run_section(results: dict) -> str:
+    """One run, for the history."""
+    lines = [f"\n## Run of {results['when']}\n", f"Machine: {results['machine']}\n",
+             f"Command: `{results['command']}`\n"]
+    for area, (_title, render, _label) in AREAS.items():
+        if area in results:
+            lines += ["", "- " + "\n".join(render(results[area]))]
+    return "\n".join(lines) + "\n"
+
+
+def store(results: dict, git: str) -> None:
+    """Each area of a run as that area's newest result."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for area in AREAS:
+        if area in results:
+            record = {k: results[k] for k in ("when", "machine", "command")} | {"git": git, "result": results[area]}
+            (RESULTS / f"{area}.json").write_text(json.dumps(record, indent=1) + "\n")
+
+
+def _last_in_history(label: str) -> str | None:
+    """'<date> (git <rev>)' of the newest run in the history with a section starting with `label`."""
+    text = HISTORY.read_text() if HISTORY.exists() else ""
+    found = None
+    for block in re.split(r"\n(?=## )", text):
+        if label in block:
+            head = re.match(r"## (?:Run of )?(\S+)", block)
+            rev = re.search(r"git (\w+)", block)
+            found = f"{head.group(1) if head else '?'}" + (f" (git {rev.group(1)})" if rev else "")
+    return found
+
+
+def plot_sustained(runs: list, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = sorted(runs, key=lambda r: r["app_events_per_s"])
+    offered = [r["app_events_per_s"] for r in runs]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    a.plot(offered, [r["processed_app_events_per_s"] for r in runs], "o-", label="processed")
+    a.plot(offered, offered, "--", color="grey", label="offered (= keeping up)")
+    a.set(xlabel="offered app events/s", ylabel="app events/s", title="event_aggregation: processed vs offered")
+    a.legend()
+    b.plot(offered, [r["batch_ms_p95"] / 1000 for r in runs], "o-", label="micro-batch p95")
+    b.plot(offered, [r["batch_ms_p50"] / 1000 for r in runs], "o-", label="micro-batch p50")
+    b.axhline(runs[0]["trigger_s"], linestyle="--", color="grey", label="trigger interval")
+    b.set(xlabel="offered app events/s", ylabel="seconds", title="micro-batch duration vs the trigger")
+    b.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_batch(b: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    jobs = [k for k, v in b.items() if isinstance(v, dict) and "spark_s" in v]
+    x = range(len(jobs))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.bar([i - 0.2 for i in x], [b[j]["spark_s"] for j in jobs], 0.4, label="Spark (2-worker cluster)")
+    ax.bar([i + 0.2 for i in x], [b[j]["duckdb_s"] for j in jobs], 0.4, label="DuckDB (same files)")
+    ax.set_xticks(list(x), jobs)
+    ax.set(ylabel="seconds", title=f"Batch jobs over {b['events']:,} events")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+PLOTTERS = {"sustained": plot_sustained, "batch": plot_batch}
+
+
+def write_summary() -> str:
+    """BENCHMARKS.md from the stored results (and the plots of the areas that have one)."""
+    lines = ["# Benchmarks", "",
+             "The newest figures of each area, each with its date, git revision, machine and command. "
+             "`make bench` (benchmarks/run.py) rewrites this file and the plots from "
+             "benchmarks/results/<area>.json; every run, and the measurements by hand, are in "
+             "[benchmarks/history.md](benchmarks/history.md), oldest first. The machines are shared and "
+             "noisy: compare figures from one run (one area's table), not across areas."]
+    PLOTS.mkdir(parents=True, exist_ok=True)
+    for area, (title, render, label) in AREAS.items():
+        lines += ["", f"## {title}", ""]
+        path = RESULTS / f"{area}.json"
+        if not path.exists():
+            last = _last_in_history(label)
+            lines.append("Not run since results are stored per area"
+                         + (f"; the newest figures are in the history, run of {last}." if last else "."))
+            continue
+        record = json.loads(path.read_text())
+        lines += [f"{record['when'][:16].replace('T', ' ')} UTC, git {record['git']}, `{record['command']}`; "
+                  f"{record['machine']}", "", *render(record["result"])]
+        if area in PLOTTERS:
+            PLOTTERS[area](record["result"], PLOTS / f"{area}.png")
+            lines += ["", f"![{title}](benchmarks/plots/{area}.png)"]
+    text = "\n".join(lines) + "\n"
+    SUMMARY.write_text(text)
+    return text
