@@ -15,7 +15,7 @@ FROM python:3.11.14-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64 \
+    JAVA_HOME=/usr/lib/jvm/java-17 \
     PYTHONPATH=/processing \
     PYSPARK_PYTHON=python3 \
     OUTPUT_ROOT=/processing/outputs \
@@ -24,12 +24,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     LOG_DIR=/processing/logs \
     USER_MASTER_PATH=/processing/data/user_master
 
+# JAVA_HOME is a link to the JRE of this image's architecture (java-17-openjdk-amd64 or -arm64).
 # The Java 17 runtime Spark needs; procps gives the `ps` that Spark's scripts call.
 # Debian security updates replace exact versions, so they are not pinned: the base image tag pins the release.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends openjdk-17-jre-headless procps curl \
-    && rm -rf /var/lib/apt/lists/*
+    && rm -rf /var/lib/apt/lists/* \
+    && ln -s "$(dirname "$(dirname "$(readlink -f /usr/bin/java)")")" /usr/lib/jvm/java-17 \
+    && /usr/lib/jvm/java-17/bin/java -version
 
 RUN useradd --create-home --uid 1000 --shell /bin/bash platform
 WORKDIR /processing
@@ -47,4 +50,6 @@ USER 1000:1000
 EXPOSE 7077 8080 8081 8082 8099
 # Role-aware: the master's and workers' web UIs, or the orchestrator's /health.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=5 CMD ["bash", "scripts/healthcheck.sh"]
+# No default PLATFORM_ROLE: each compose service names its role, and a container without one is
+# reported unhealthy rather than checked as something it is not.
 CMD ["python", "orchestrator.py"]

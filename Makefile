@@ -32,7 +32,7 @@ browser: ## Chromium and its driver from Debian's packages, for the status page'
 	  exit 1; \
 	fi
 
-stack-up: setup ## start Kafka (KRaft) and a Spark master with two workers
+stack-up: setup ## start Kafka (KRaft), a Spark master with two workers, the History Server (S3=1: an S3 server)
 	$(PY) -m tools.stack up
 
 stack-down: ## stop the demo's orchestrator (if any), then exactly what stack-up started

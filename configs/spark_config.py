@@ -18,15 +18,20 @@ from typing import Annotated, Literal
 import yaml
 from croniter import croniter
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from configs import locations
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 JOB_REGISTRY_PATH = PROJECT_ROOT / "configs" / "jobs.yaml"
@@ -36,6 +41,10 @@ _MEMORY = re.compile(r"^\d+[kmgt]$", re.IGNORECASE)
 _SECRET_KEY = re.compile(r"password|secret|jaas|token|key$|credential", re.IGNORECASE)
 
 TOPICS = ("app_events", "clickstream", "cdc_changes", "external_data")
+
+# A Path given in code (tests) is taken as its text; the environment gives text anyway.
+Location = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, Path) else v),
+                     AfterValidator(locations.normalize)]
 
 
 _UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
@@ -67,11 +76,12 @@ class Settings(BaseSettings):
     # Where things run and land
     spark_master_url: str = "spark://127.0.0.1:7077"
     app_name_prefix: str = "data-platform"
-    output_root: Path = PROJECT_ROOT / "outputs"
-    checkpoint_root: Path = PROJECT_ROOT / "checkpoints"
+    # Locations (configs/locations.py): a path, file://..., or s3a://bucket/prefix.
+    output_root: Location = str(PROJECT_ROOT / "outputs")
+    checkpoint_root: Location = str(PROJECT_ROOT / "checkpoints")
     state_root: Path = PROJECT_ROOT / "state"
     log_dir: Path = PROJECT_ROOT / "logs"
-    user_master_path: Path = PROJECT_ROOT / "data" / "user_master"
+    user_master_path: Location = str(PROJECT_ROOT / "data" / "user_master")
     jars_dir: Path = PROJECT_ROOT / ".jars"
 
     # Spark sizing
@@ -108,6 +118,15 @@ class Settings(BaseSettings):
     spark_driver_host: str = "127.0.0.1"
     spark_driver_bind_address: str = "127.0.0.1"
 
+    # Object storage (S3A), used when a location is s3a://. With an endpoint (MinIO, moto, Ceph),
+    # requests go to it with path-style access. Credentials: the standard AWS variables, or
+    # without them the AWS default chain (instance profile, ~/.aws); never logged nor put on a
+    # command line.
+    s3_endpoint_url: str | None = None
+    aws_region: str = "us-east-1"
+    aws_access_key_id: SecretStr | None = None
+    aws_secret_access_key: SecretStr | None = None
+
     # Kafka
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     # Extra consumer/producer options passed through as `kafka.<name>`, JSON object, e.g.
@@ -130,6 +149,9 @@ class Settings(BaseSettings):
     cdc_summary_window: str = "1 minute"
     cdc_watermark: str = "2 minutes"
     enrichment_watermark: str = "10 minutes"
+    # How long a streaming job waits at start for its broker and topics before it gives up with
+    # exit code 78 (utils/preflight.py).
+    startup_check_seconds: float = Field(default=60.0, ge=0)
     user_master_refresh_seconds: int = Field(default=300, ge=1)
 
     @field_validator("kafka_extra_options", "spark_extra_conf", mode="before")
@@ -212,13 +234,18 @@ class Settings(BaseSettings):
         return self.spark_event_log_dir or self.state_root / "spark-events"
 
     def dataset_path(self, name: str) -> str:
-        return str(self.output_root / name)
+        return locations.join(self.output_root, name)
 
     def quarantine_path(self, topic: str) -> str:
-        return str(self.output_root / "_quarantine" / topic)
+        return locations.join(self.output_root, "_quarantine", topic)
 
     def checkpoint_path(self, job: str, query: str) -> str:
-        return str(self.checkpoint_root / job / query)
+        return locations.join(self.checkpoint_root, job, query)
+
+    @property
+    def uses_object_store(self) -> bool:
+        return any(locations.is_object_store(x) for x in (self.output_root, self.checkpoint_root,
+                                                           self.user_master_path))
 
 
 def is_secret_key(key: str) -> bool:

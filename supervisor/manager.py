@@ -16,14 +16,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from configs import locations
 from configs.spark_config import PROJECT_ROOT, JobSpec, Settings, duration_seconds
 from supervisor import children, health
 from supervisor.batches import BatchJobs
-from supervisor.metrics import KafkaOffsets, ProgressTracker, job_lag, kafka_client_options, query_summary
+from supervisor.metrics import KafkaOffsets, ProgressTracker, job_lag, query_summary
 from supervisor.process import AdoptedChild, Child, State, SupervisedProcess, driver_process, spawn
 from supervisor.scheduler import Ledger, Scheduler
 from utils import readiness
 from utils.launch import spark_submit_command, spark_submit_env
+from utils.preflight import kafka_client_options
 from utils.progress import last_progress, parse_watermark, progress_path, read_progress_file
 
 log = logging.getLogger("orchestrator")
@@ -100,7 +102,7 @@ class Orchestrator:
 
     def _save_children(self) -> None:
         """Rewrite children.json when the set of children changed (spawn, exit, adoption)."""
-        records = [self._record_of(n, "streaming", p.child, checkpoint=str(self.settings.checkpoint_root / n))
+        records = [self._record_of(n, "streaming", p.child, checkpoint=locations.join(self.settings.checkpoint_root, n))
                    for n, p in self.processes.items() if p.child is not None]
         records += [self._record_of(n, "batch", r.child, run_id=r.run_id, result_file=str(r.result_file),
                                     intervals=[i.isoformat() for i in r.intervals])

@@ -113,14 +113,6 @@ class KafkaOffsets:
         self.updated_at = time.time()
 
 
-def kafka_client_options(extra: dict[str, str]) -> dict[str, str]:
-    """KAFKA_EXTRA_OPTIONS (Java client names, e.g. security.protocol) as kafka-python arguments."""
-    from kafka import KafkaConsumer
-
-    options = {k.replace(".", "_"): v for k, v in extra.items()}
-    return {k: v for k, v in options.items() if k in KafkaConsumer.DEFAULT_CONFIG}
-
-
 def job_lag(topics: Iterable[str], progress: dict[str, dict], latest: dict[str, dict[int, int]],
             earliest: dict[str, dict[int, int]]) -> dict[str, int]:
     """Records on each topic not yet processed by the job: the broker's latest offsets minus the

@@ -25,6 +25,7 @@ import psutil
 
 from configs.spark_config import RestartPolicy
 from supervisor.children import ChildRecord, is_alive
+from utils.preflight import MISSING_DEPENDENCY_EXIT_CODE
 
 log = logging.getLogger("orchestrator.process")
 
@@ -344,6 +345,11 @@ class SupervisedProcess:
         self.stats.failures += 1
         self.stats.consecutive_failures += 1
         self.child = None
+        if code == MISSING_DEPENDENCY_EXIT_CODE:
+            # -> FATAL at once: the job said what it misses (its log); a restart cannot fix it.
+            self._change_state(State.FATAL, f"{reason}, exit code {code}: a dependency is missing "
+                                            "(the job's log names it); fix it, then start the job")
+            return
         if self.stats.consecutive_failures >= self.policy.max_consecutive_failures:
             # -> FATAL: too many failures in a row; the other jobs keep running
             self._change_state(State.FATAL, f"{reason}, exit code {code}, "

@@ -24,16 +24,17 @@ def spark():
 
 @pytest.fixture(scope="session")
 def stack():
-    """The real local stack (Kafka + Spark master + 2 workers), started once per test session.
+    """The real local stack (Kafka, Spark master + 2 workers, History Server, S3 server), started
+    once per test session.
 
     If the stack was already running (a developer's `make stack-up`), it is reused and left
     running; otherwise it is started here and stopped at the end.
     """
     from tools import stack as stack_mod
 
-    already_up = all(stack_mod.read_pid(c) is not None for c in stack_mod.components())
+    already_up = all(stack_mod.read_pid(c) is not None for c in stack_mod.components(with_s3=True))
     if not already_up:
-        stack_mod.up()
+        stack_mod.up(with_s3=True)
     yield stack_mod
     if not already_up and not os.environ.get("KEEP_STACK"):
         stack_mod.down()

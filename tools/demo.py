@@ -19,8 +19,8 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
+from configs import locations
 from configs.spark_config import PROJECT_ROOT, TOPICS, load_job_registry, load_settings
 from tools import stack
 from tools.report import render
@@ -58,13 +58,21 @@ def unsafe_to_reset(settings) -> list[str]:
     """What the demo's reset would delete outside the project, or on a broker of another host."""
     unsafe = [f"{var} is {path}, outside {PROJECT_ROOT}"
               for var, path in (("OUTPUT_ROOT", settings.output_root), ("CHECKPOINT_ROOT", settings.checkpoint_root),
-                                ("STATE_ROOT", settings.state_root))
-              if not Path(path).resolve().is_relative_to(PROJECT_ROOT)]
+                                ("STATE_ROOT", str(settings.state_root)))
+              if locations.is_object_store(path)
+              or not locations.local_path(path).resolve().is_relative_to(PROJECT_ROOT)]
     remote = [b for b in settings.kafka_bootstrap_servers.split(",") if b.strip().rsplit(":", 1)[0] not in LOCAL_HOSTS]
     if remote:
         unsafe.append(f"KAFKA_BOOTSTRAP_SERVERS names another host ({', '.join(remote)}), "
                       "whose topics would be deleted")
     return unsafe
+
+
+def reset_folders(settings) -> None:
+    """Delete the demo's local folders (never an object store: unsafe_to_reset refuses those)."""
+    for location in (settings.output_root, settings.checkpoint_root, str(settings.state_root)):
+        if locations.local_path(location) is not None:
+            shutil.rmtree(locations.local_path(location), ignore_errors=True)
 
 
 def upstream_queries() -> dict[str, set[str]]:
@@ -168,8 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     stack.up()
     stack.stop_orchestrator(settings.state_root)
     if not args.keep_data:
-        for path in (settings.output_root, settings.checkpoint_root, settings.state_root):
-            shutil.rmtree(path, ignore_errors=True)
+        reset_folders(settings)
         reset_topics(settings)
 
     say(f"2/5 generating {args.app_events:,} app events over the last {EVENT_HOURS} hours "

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from dateutil import parser as dtparser
 
+from configs import locations
 from configs.spark_config import load_settings
 from tools.world import Record, World, WorldOptions
 
@@ -76,8 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="generate in this many processes, each a shard of the world (same seed and "
                         "processes: same records; default 1)")
     p.add_argument("--truth-dir", type=Path, default=None, help="write ground-truth JSON Lines here")
-    p.add_argument("--user-master-path", type=Path, default=None,
-                   help="where to write the user master Parquet (default: USER_MASTER_PATH)")
+    p.add_argument("--user-master-path", default=None,
+                   help="where to write the user master Parquet, a path or s3a://bucket/prefix "
+                        "(default: USER_MASTER_PATH)")
     p.add_argument("--no-kafka", action="store_true", help="do not produce; only truth and master data")
     p.add_argument("--client", choices=sorted(CLIENTS), default="librdkafka",
                    help="Kafka producer: librdkafka (confluent-kafka, default, fastest) or kafka-python")
@@ -171,15 +173,15 @@ class LibrdkafkaProducer:
 CLIENTS = {"librdkafka": LibrdkafkaProducer, "kafka-python": KafkaPythonProducer}
 
 
-def write_user_master(world: World, path: Path) -> None:
+def write_user_master(world: World, location: str) -> None:
+    """The user master as users.parquet in the folder at `location` (a path or s3a://...)."""
     import pandas as pd
 
-    path.mkdir(parents=True, exist_ok=True)
+    from utils import files
+
     frame = pd.DataFrame(world.user_master_rows())
     frame["signup_date"] = pd.to_datetime(frame["signup_date"]).dt.date
-    tmp = path / "users.parquet.tmp"
-    frame.to_parquet(tmp, index=False)
-    tmp.replace(path / "users.parquet")
+    files.write_parquet(frame, locations.normalize(location), "users.parquet")
 
 
 def produce_shard(args: argparse.Namespace, shard: int, shards: int, truth_dir: Path | None) -> dict:

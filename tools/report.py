@@ -1,4 +1,4 @@
-"""Usage: python -m tools.report [--output-root PATH]
+"""Usage: python -m tools.report [--output-root LOCATION]
 
 A readable report of the output datasets: row counts and samples, the daily KPIs, segment
 counts, quarantine counts by reason, and where to look next.
@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import pandas as pd
+import pyarrow.fs as pafs
 
+from configs import locations
 from configs.spark_config import load_settings
+from utils import files
 
 DATASETS = ("events_aggregated_realtime", "clickstream_sessions", "cdc_transformed", "cdc_table_summary",
             "enriched_events", "external_data", "hourly_aggregates", "daily_summaries", "user_segments")
@@ -28,18 +30,24 @@ SAMPLE_COLUMNS = {
 }
 
 
-def read(root: Path, name: str) -> pd.DataFrame | None:
-    path = root / name
-    if not path.exists() or not any(path.rglob("*.parquet")):
-        return None
-    return pd.read_parquet(path)
+def read(root: str, name: str) -> pd.DataFrame | None:
+    """A dataset as its readers see it (a streaming sink: only its committed files)."""
+    return files.read_dataset(locations.join(root, name))
+
+
+def quarantined_topics(root: str) -> list[str]:
+    fs, path = files.filesystem(locations.join(root, "_quarantine"))
+    if not files.exists(fs, path):
+        return []
+    return sorted(i.base_name for i in fs.get_file_info(pafs.FileSelector(path))
+                  if i.type == pafs.FileType.Directory)
 
 
 def section(title: str) -> str:
     return f"\n{title}\n{'-' * len(title)}"
 
 
-def render(root: Path) -> str:
+def render(root: str) -> str:
     pd.set_option("display.width", 160)
     pd.set_option("display.max_colwidth", 40)
     out = [f"Output datasets under {root}"]
@@ -69,12 +77,12 @@ def render(root: Path) -> str:
         out.extend(f"  {seg:9} {int(n):>7,}" for seg, n in counts.items())
     out.append(section("Quarantine (malformed records, by topic and reason)"))
     any_bad = False
-    for topic_dir in sorted((root / "_quarantine").glob("*")):
-        df = read(root / "_quarantine", topic_dir.name)
+    for topic in quarantined_topics(root):
+        df = read(locations.join(root, "_quarantine"), topic)
         if df is None:
             continue
         any_bad = True
-        out.append(f"  {topic_dir.name}: {len(df):,} records")
+        out.append(f"  {topic}: {len(df):,} records")
         reasons = df.error.str.replace(r": .*$", "", regex=True).value_counts().head(8)
         out.extend(f"      {n:>6,}  {reason}" for reason, n in reasons.items())
     if not any_bad:
@@ -84,7 +92,8 @@ def render(root: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.report", description=__doc__.split("\n\n")[1])
-    parser.add_argument("--output-root", type=Path, default=None, help="default: OUTPUT_ROOT")
+    parser.add_argument("--output-root", type=locations.normalize, default=None,
+                        help="a path or s3a://bucket/prefix (default: OUTPUT_ROOT)")
     args = parser.parse_args(argv)
     print(render(args.output_root or load_settings().output_root))
     return 0

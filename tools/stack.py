@@ -1,6 +1,7 @@
-"""Native local stack: a Kafka broker (KRaft) and a Spark standalone master with two workers.
+"""Native local stack: a Kafka broker (KRaft), a Spark standalone master with two workers and
+the History Server, and with --s3 (or S3=1) an S3-compatible server (moto's server mode).
 
-Usage: python -m tools.stack {up|down|status|topics} [--no-kafka] [--no-spark]
+Usage: python -m tools.stack {up|down|status|topics} [--no-kafka] [--no-spark] [--s3]
 
 Each component is a real process started from the project's scripts, in its own process group,
 with its pid in `.stack/run/<name>.pid` and its output in `logs/stack/<name>.log`. `down` stops
@@ -24,6 +25,7 @@ import psutil
 import requests
 
 from configs.spark_config import PROJECT_ROOT, TOPICS, load_settings
+from utils import files
 
 STACK_DIR = Path(os.environ.get("STACK_DIR", PROJECT_ROOT / ".stack"))
 RUN_DIR = STACK_DIR / "run"
@@ -62,7 +64,18 @@ class Component:
         return LOG_DIR / f"{self.name}.log"
 
 
-def components() -> list[Component]:
+def s3_wanted() -> bool:
+    """S3=1 in the environment, or an S3 server this stack started earlier and still runs."""
+    return os.environ.get("S3", "") not in ("", "0") or (RUN_DIR / "s3.pid").exists()
+
+
+def s3_component() -> Component:
+    return Component(
+        "s3", (sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(_env_int("S3_PORT", 9000))),
+        {"S3_PORT": _env_int("S3_PORT", 9000)}, markers=("moto.server",))
+
+
+def components(with_s3: bool | None = None) -> list[Component]:
     kafka_port = _env_int("KAFKA_PORT", 9092)
     controller_port = _env_int("KAFKA_CONTROLLER_PORT", 9093)
     master_port = _env_int("SPARK_MASTER_PORT", 7077)
@@ -107,6 +120,8 @@ def components() -> list[Component]:
                 markers=("spark-node.sh", "org.apache.spark.deploy.worker.Worker"),
             )
         )
+    if s3_wanted() if with_s3 is None else with_s3:
+        comps.append(s3_component())
     return comps
 
 
@@ -269,13 +284,13 @@ def _wait_for_broker(bootstrap: str, timeout: float) -> None:
         time.sleep(2)
 
 
-def up(with_kafka: bool = True, with_spark: bool = True, timeout: float = 120.0) -> None:
-    comps = {c.name: c for c in components()}
+def up(with_kafka: bool = True, with_spark: bool = True, timeout: float = 120.0, with_s3: bool | None = None) -> None:
+    comps = {c.name: c for c in components(with_s3)}
     settings = load_settings()
     master_ui = comps["spark-master"].ports["SPARK_MASTER_WEBUI_PORT"]
     wanted = ([comps["kafka"]] if with_kafka else []) + (
         [comps["spark-master"], comps["spark-worker-1"], comps["spark-worker-2"], comps["spark-history"]]
-        if with_spark else [])
+        if with_spark else []) + ([comps["s3"]] if "s3" in comps else [])
     for comp in wanted:
         if read_pid(comp) is None:
             pid = start(comp)
@@ -301,6 +316,10 @@ def up(with_kafka: bool = True, with_spark: bool = True, timeout: float = 120.0)
         _wait("Spark History Server", lambda: _answers(f"{history}/api/v1/applications"), comps["spark-history"],
               timeout)
         print(f"stack: spark history server at {history} (event logs {load_settings().event_log_dir})")
+    if "s3" in comps:
+        endpoint = f"http://{HOST}:{comps['s3'].ports['S3_PORT']}"
+        _wait(f"S3 server at {endpoint}", lambda: _answers(f"{endpoint}/moto-api/"), comps["s3"], timeout)
+        print(f"stack: S3-compatible server (moto, in memory) at {endpoint}: set S3_ENDPOINT_URL={endpoint}")
 
 
 def stop_orchestrator(state_root: Path | None = None, timeout: float = 150.0) -> bool:
@@ -335,7 +354,7 @@ def down() -> None:
     if stop_orchestrator():
         print("stack: orchestrator and its jobs stopped")
     # Workers before the master, the master before the broker: each sees a clean goodbye.
-    for comp in reversed(components()):
+    for comp in reversed(components(with_s3=True)):
         print(f"stack: {comp.name} {'stopped' if stop(comp) else 'not running'}")
 
 
@@ -357,20 +376,28 @@ def status() -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.stack", description=__doc__.split("\n")[0])
-    parser.add_argument("action", choices=["up", "down", "status", "topics"],
-                        help="topics: only create the contract topics on KAFKA_BOOTSTRAP_SERVERS")
+    parser.add_argument("action", choices=["up", "down", "status", "topics", "bucket"],
+                        help="topics: only create the contract topics on KAFKA_BOOTSTRAP_SERVERS; "
+                             "bucket: only create the bucket(s) of s3a:// OUTPUT_ROOT, CHECKPOINT_ROOT, "
+                             "USER_MASTER_PATH")
     parser.add_argument("--no-kafka", action="store_true", help="leave the broker out")
     parser.add_argument("--no-spark", action="store_true", help="leave the Spark cluster out")
+    parser.add_argument("--s3", action="store_true", help="also an S3-compatible server (or S3=1)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for health")
     args = parser.parse_args(argv)
     try:
         if args.action == "up":
-            up(not args.no_kafka, not args.no_spark, args.timeout)
+            up(not args.no_kafka, not args.no_spark, args.timeout, with_s3=True if args.s3 else None)
         elif args.action == "topics":
             settings = load_settings()
             _wait_for_broker(settings.kafka_bootstrap_servers, args.timeout)
             created = ensure_topics(settings.kafka_bootstrap_servers, settings.kafka_topic_partitions)
             print(f"stack: topics created: {created or 'none (exist)'}")
+        elif args.action == "bucket":
+            settings = load_settings()
+            made = {files.ensure_bucket(loc, settings) for loc in (settings.output_root, settings.checkpoint_root,
+                                                                   settings.user_master_path)} - {None}
+            print(f"stack: buckets ready: {', '.join(sorted(made)) or 'none (all locations are local)'}")
         elif args.action == "down":
             down()
         else:

@@ -23,11 +23,32 @@ def connector_jars(settings: Settings) -> list[str]:
     return sorted(str(p) for p in (settings.jars_dir / "spark").glob("*.jar"))
 
 
+def s3_jars(settings: Settings) -> list[str]:
+    """S3A: hadoop-aws and the AWS SDK modules it uses (scripts/fetch_jars.sh); [] if none."""
+    return sorted(str(p) for p in (settings.jars_dir / "s3").glob("*.jar"))
+
+
+def s3_conf(settings: Settings) -> dict[str, str]:
+    """S3A settings for a job whose locations are on an object store. The credentials, when set,
+    go in Hadoop's configuration (secret-looking keys: never on a command line, redacted by Spark
+    in its UI and event log); without them S3A asks the AWS default chain."""
+    conf = {"spark.hadoop.fs.s3a.endpoint.region": settings.aws_region}
+    if settings.s3_endpoint_url:
+        conf.update({"spark.hadoop.fs.s3a.endpoint": settings.s3_endpoint_url,
+                     "spark.hadoop.fs.s3a.path.style.access": "true",
+                     "spark.hadoop.fs.s3a.connection.ssl.enabled":
+                         str(settings.s3_endpoint_url.startswith("https://")).lower()})
+    if settings.aws_access_key_id and settings.aws_secret_access_key:
+        conf.update({"spark.hadoop.fs.s3a.access.key": settings.aws_access_key_id.get_secret_value(),
+                     "spark.hadoop.fs.s3a.secret.key": settings.aws_secret_access_key.get_secret_value()})
+    return conf
+
+
 def spark_conf(app_name: str, settings: Settings, *, streaming: bool) -> dict[str, str]:
     """The Spark configuration every job starts from (sized for a 2-core box by default)."""
     conf = {
         "spark.app.name": f"{settings.app_name_prefix}-{app_name}",
-        "spark.jars": ",".join(connector_jars(settings)),
+        "spark.jars": ",".join(connector_jars(settings) + (s3_jars(settings) if settings.uses_object_store else [])),
         "spark.driver.memory": settings.spark_driver_memory,
         "spark.executor.memory": settings.spark_executor_memory,
         "spark.executor.cores": str(settings.spark_executor_cores),
@@ -76,6 +97,8 @@ def spark_conf(app_name: str, settings: Settings, *, streaming: bool) -> dict[st
                 "spark.sql.streaming.noDataMicroBatches.enabled": "true",
             }
         )
+    if settings.uses_object_store:
+        conf.update(s3_conf(settings))
     conf.update(settings.spark_extra_conf)
     return conf
 

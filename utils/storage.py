@@ -21,3 +21,22 @@ def delete_tree(spark: SparkSession, uri: str) -> bool:
     """Delete `uri` and everything under it; False when there was nothing to delete."""
     fs, path = _fs_path(spark, uri)
     return bool(fs.exists(path) and fs.delete(path, True))
+
+
+def files_signature(spark: SparkSession, uri: str) -> tuple:
+    """(path, size, modification time) of every data file under `uri` (or of `uri` itself when it
+    is a file), skipping hidden and `_`-prefixed ones: it changes when the data does; () when
+    there is nothing at `uri`."""
+    fs, path = _fs_path(spark, uri)
+    if not fs.exists(path):
+        return ()
+    root = fs.makeQualified(path).toString().rstrip("/")
+    found = []
+    files = fs.listFiles(path, True)
+    while files.hasNext():
+        status = files.next()
+        name = status.getPath().toString()
+        relative = name[len(root):].lstrip("/").split("/")
+        if not any(part.startswith((".", "_")) for part in relative):
+            found.append((name, int(status.getLen()), int(status.getModificationTime())))
+    return tuple(sorted(found))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Hashable
@@ -22,7 +23,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from configs.logging_config import ContextLogger, configure_logging
-from configs.spark_config import Settings, load_cli_settings
+from configs.spark_config import Settings, load_cli_settings, load_job_registry
+from utils import preflight
 from utils import transformations as X
 from utils.spark_utils import ProgressLogger, create_spark_session, write_parquet_stream
 
@@ -147,7 +149,8 @@ class QueryRunner:
 BuildFn = Callable[[SparkSession, Settings, bool], list[QuerySpec]]
 
 
-def run_streaming_job(name: str, build: BuildFn, doc: str | None, argv: list[str] | None = None) -> int:
+def run_streaming_job(name: str, build: BuildFn, doc: str | None, argv: list[str] | None = None, *,
+                      needs_user_master: bool = False) -> int:
     parser = argparse.ArgumentParser(prog=f"jobs/streaming/{name}.py",
                                      description=(doc or "").strip().split("\n\n")[0])
     parser.add_argument("--available-now", action="store_true",
@@ -158,6 +161,14 @@ def run_streaming_job(name: str, build: BuildFn, doc: str | None, argv: list[str
     stopper = GracefulStop().install()
     log = configure_logging(name, log_dir=settings.log_dir, level=settings.log_level)
     log.info("starting", extra={"available_now": args.available_now, "settings": settings.redacted()})
+    spec = load_job_registry(settings.job_registry_path).get(name)
+    topics = [settings.topics[t] for t in (spec.topics if spec else ())]
+    missing = preflight.problems(settings, topics, user_master=needs_user_master)
+    if missing:
+        for problem in missing:
+            log.error(f"cannot start: {problem}")
+            print(f"{name}: cannot start: {problem}", file=sys.stderr)
+        return preflight.MISSING_DEPENDENCY_EXIT_CODE
     spark = create_spark_session(name, settings, streaming=True)
     progress_dir = settings.state_root / "progress"
     progress_dir.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from configs.spark_config import Settings
+from utils import storage
 from utils import transformations as X
 from utils.spark_utils import read_kafka_stream, write_parquet_stream
 from utils.streaming_job import QuerySpec, quarantine_query, run_streaming_job
@@ -30,24 +31,15 @@ EXTERNAL = "external_data"
 SEGMENTS = "user_segments"
 
 
-def files_signature(path: Path) -> tuple:
-    """(name, size, mtime) of every data file under `path`: changes when the data does."""
-    if not path.exists():
-        return ()
-    files = [path] if path.is_file() else sorted(
-        p for p in path.rglob("*") if p.is_file() and not p.name.startswith((".", "_")))
-    return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+def read_user_master(spark: SparkSession, location: str) -> DataFrame:
+    """User master data from Parquet, or CSV (with a header) when the location ends in .csv."""
+    if location.endswith(".csv"):
+        return spark.read.option("header", "true").csv(location)
+    return spark.read.parquet(location)
 
 
-def read_user_master(spark: SparkSession, path: Path) -> DataFrame:
-    """User master data from Parquet, or CSV (with a header) when the path ends in .csv."""
-    if str(path).endswith(".csv"):
-        return spark.read.option("header", "true").csv(str(path))
-    return spark.read.parquet(str(path))
-
-
-def read_segments(spark: SparkSession, path: Path) -> DataFrame | None:
-    return spark.read.parquet(str(path)) if files_signature(path) else None
+def read_segments(spark: SparkSession, location: str) -> DataFrame | None:
+    return spark.read.parquet(location) if storage.files_signature(spark, location) else None
 
 
 def enrich_events(checked: DataFrame, users: DataFrame, segments: DataFrame | None, *,
@@ -61,7 +53,7 @@ def enrich_events(checked: DataFrame, users: DataFrame, segments: DataFrame | No
 
 
 def build(spark: SparkSession, settings: Settings, available_now: bool) -> list[QuerySpec]:
-    segments_path = Path(settings.dataset_path(SEGMENTS))
+    segments_path = settings.dataset_path(SEGMENTS)
 
     def start_enriched():
         raw = read_kafka_stream(spark, settings.topic_app_events, settings)
@@ -87,7 +79,8 @@ def build(spark: SparkSession, settings: Settings, available_now: bool) -> list[
             settings=settings, partition_by=["source", "fetch_date"], available_now=available_now)
 
     def static_inputs() -> tuple:
-        return files_signature(settings.user_master_path), files_signature(segments_path)
+        return (storage.files_signature(spark, settings.user_master_path),
+                storage.files_signature(spark, segments_path))
 
     return [QuerySpec(ENRICHED, start_enriched, refresh_signature=static_inputs),
             QuerySpec(EXTERNAL, start_external),
@@ -97,4 +90,4 @@ def build(spark: SparkSession, settings: Settings, available_now: bool) -> list[
 
 
 if __name__ == "__main__":
-    sys.exit(run_streaming_job(JOB, build, __doc__))
+    sys.exit(run_streaming_job(JOB, build, __doc__, needs_user_master=True))

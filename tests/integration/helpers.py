@@ -5,20 +5,21 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
 import requests
 
-from configs.spark_config import PROJECT_ROOT
+from configs import locations
+from configs.spark_config import PROJECT_ROOT, Settings, load_settings
+from utils import files
 from utils.launch import spark_submit_command, spark_submit_env
 from utils.progress import read_progress_file
 
@@ -27,19 +28,36 @@ MASTER = "spark://127.0.0.1:7077"
 
 @dataclass
 class Run:
-    """Private topics and folders for one scenario."""
+    """Private topics and folders for one scenario. With `data_root` (for example
+    s3a://bucket/run), outputs, checkpoints and the user master live there; logs, state and the
+    truth stay in `root`. `storage_env` holds what that storage needs (endpoint, credentials)."""
 
     root: Path
     prefix: str
+    data_root: str | None = None
+    storage_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def output_root(self) -> str:
+        return locations.join(self.data_root or str(self.root), "outputs")
+
+    @property
+    def user_master(self) -> str:
+        return locations.join(self.data_root or str(self.root), "user_master")
+
+    @property
+    def settings(self) -> Settings:
+        return load_settings(**{k.lower(): v for k, v in self.env.items()})
 
     @property
     def env(self) -> dict[str, str]:
         return {
-            "OUTPUT_ROOT": str(self.root / "outputs"),
-            "CHECKPOINT_ROOT": str(self.root / "checkpoints"),
+            "OUTPUT_ROOT": self.output_root,
+            "CHECKPOINT_ROOT": locations.join(self.data_root or str(self.root), "checkpoints"),
             "STATE_ROOT": str(self.root / "state"),
             "LOG_DIR": str(self.root / "logs"),
-            "USER_MASTER_PATH": str(self.root / "user_master"),
+            "USER_MASTER_PATH": self.user_master,
+            **self.storage_env,
             "TOPIC_APP_EVENTS": f"{self.prefix}app_events",
             "TOPIC_CLICKSTREAM": f"{self.prefix}clickstream",
             "TOPIC_CDC_CHANGES": f"{self.prefix}cdc_changes",
@@ -54,7 +72,7 @@ class Run:
 
     def generate(self, *args: str, truth: Path | None = None) -> dict:
         cmd = [sys.executable, "-m", "tools.generate_events", "--truth-dir", str(truth or self.truth),
-               "--user-master-path", str(self.root / "user_master"), *args]
+               "--user-master-path", self.user_master, *args]
         out = subprocess.run(cmd, cwd=PROJECT_ROOT, env={**os.environ, **self.env}, check=True,
                              capture_output=True, text=True, timeout=600)
         return json.loads(out.stdout.strip().splitlines()[-1])
@@ -73,22 +91,8 @@ class Run:
     def dataset(self, name: str) -> pd.DataFrame:
         """A dataset as its readers see it: for a streaming sink, only the files its
         `_spark_metadata` log committed (a killed micro-batch may leave others behind)."""
-        path = self.root / "outputs" / name
-        if not path.exists():
-            return pd.DataFrame()
-        committed = committed_files(path)
-        if committed is None:
-            return pd.read_parquet(path)
-        if not committed:
-            return pd.DataFrame()
-        frames = []
-        for f in committed:
-            frame = pd.read_parquet(f)
-            for part in Path(f).relative_to(path).parts[:-1]:
-                key, value = part.split("=", 1)
-                frame[key] = value
-            frames.append(frame)
-        return pd.concat(frames, ignore_index=True)
+        df = files.read_dataset(locations.join(self.output_root, name), self.settings)
+        return pd.DataFrame() if df is None else df
 
     def log_records(self, job: str) -> list[dict]:
         """The job's JSON log, one dict per record, all its runs in order."""
@@ -105,22 +109,6 @@ GEN_ARGS = ("--app-events", "12000", "--users", "300", "--seed", "11",
             "--duplicate-rate", "0.02", "--late-rate", "0.01", "--late-delay-minutes", "60")
 # Small batches, so that the watermark advances while the late records are still to come.
 JOB_ENV = {"KAFKA_MAX_OFFSETS_PER_TRIGGER": "1500"}
-
-def committed_files(path: Path) -> list[str] | None:
-    """Files committed by a file sink's metadata log (None when the folder has no log)."""
-    log_dir = path / "_spark_metadata"
-    if not log_dir.is_dir():
-        return None
-    added: dict[str, bool] = {}
-    entries = sorted((p for p in log_dir.iterdir() if re.fullmatch(r"\d+(\.compact)?", p.name)),
-                     key=lambda p: int(p.name.split(".")[0]))
-    for entry in entries:
-        for line in entry.read_text().splitlines()[1:]:
-            record = json.loads(line)
-            local = record["path"].removeprefix("file://")
-            added[local] = record["action"] == "add"
-    return [p for p, present in added.items() if present and Path(p).exists()]
-
 
 STREAMING = ("event_aggregation", "clickstream_analysis", "cdc_transformation", "data_enrichment")
 

@@ -126,3 +126,52 @@ def test_dockerfile_shape():
     assert re.search(r"^USER \d+", text, flags=re.M) and "HEALTHCHECK" in text
     assert "fetch_jars.sh" in text, "connector jars come from the same pom at build time"
     assert shlex.split("WORKDIR /processing")[1] in text
+
+
+def test_kafka_keeps_its_data_in_its_volume():
+    kafka = SERVICES["kafka"]
+    mounts = dict(v.split(":", 1) for v in kafka["volumes"])
+    assert kafka["environment"]["KAFKA_LOG_DIRS"].startswith(mounts["kafka-data"])
+
+
+def test_no_architecture_specific_paths():
+    for name in ("Dockerfile", "docker-compose.yml", "scripts/spark-node.sh", "scripts/healthcheck.sh"):
+        text = (PROJECT_ROOT / name).read_text()
+        assert not re.search(r"amd64|arm64|x86_64|aarch64", text.replace("-amd64 or -arm64", "")), name
+
+
+def test_every_platform_service_has_a_role_the_health_check_knows():
+    script = (PROJECT_ROOT / "scripts" / "healthcheck.sh").read_text()
+    known = set(re.findall(r"^\s+([a-z-]+)\)$", script, flags=re.M))
+    for name, service in SERVICES.items():
+        if service.get("image", "").startswith("${PLATFORM_IMAGE"):
+            assert service["environment"]["PLATFORM_ROLE"] in known, name
+        else:
+            assert service["healthcheck"]["test"], f"{name}: its own image needs its own health check"
+
+
+def test_a_container_without_a_role_is_unhealthy_with_the_reason():
+    done = subprocess.run(["bash", str(PROJECT_ROOT / "scripts" / "healthcheck.sh")], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin"}, check=False)
+    assert done.returncode == 1 and "PLATFORM_ROLE is ''" in done.stderr
+    tool = subprocess.run(["bash", str(PROJECT_ROOT / "scripts" / "healthcheck.sh")], capture_output=True,
+                          env={"PATH": "/usr/bin:/bin", "PLATFORM_ROLE": "tool"}, check=False)
+    assert tool.returncode == 0
+
+
+def test_minio_profile_and_one_setting_to_use_it():
+    assert SERVICES["minio"]["profiles"] == ["s3"] and SERVICES["minio-bucket"]["profiles"] == ["s3"]
+    assert re.fullmatch(r"minio/minio:RELEASE\.\S+", SERVICES["minio"]["image"]), "a pinned release, not latest"
+    assert SERVICES["minio-bucket"]["depends_on"]["minio"]["condition"] == "service_healthy"
+    assert SERVICES["minio-bucket"]["command"] == ["python", "-m", "tools.stack", "bucket"]
+    env = SERVICES["orchestrator"]["environment"]
+    for var in ("OUTPUT_ROOT", "CHECKPOINT_ROOT", "USER_MASTER_PATH"):
+        assert env[var].startswith("${DATA_ROOT:-/processing}/"), var
+    assert env["S3_ENDPOINT_URL"] == "${S3_ENDPOINT_URL-http://minio:9000}"
+
+
+def test_images_pinned():
+    images = [s["image"] for s in SERVICES.values() if "image" in s and not s["image"].startswith("${")]
+    assert all(":" in i and not i.endswith(":latest") for i in images), images
+    froms = re.findall(r"^FROM (\S+)", (PROJECT_ROOT / "Dockerfile").read_text(), flags=re.M)
+    assert all(re.search(r":\d", f) for f in froms), froms

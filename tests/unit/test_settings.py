@@ -23,7 +23,7 @@ def test_defaults_match_the_contract(clean_env):
     s = load_settings()
     assert s.kafka_bootstrap_servers == "127.0.0.1:9092"
     assert s.spark_master_url == "spark://127.0.0.1:7077"
-    assert s.output_root.name == "outputs"
+    assert Path(s.output_root).name == "outputs"
     assert s.trigger_interval == "10 seconds"
     assert s.topics == {t: t for t in ("app_events", "clickstream", "cdc_changes", "external_data")}
     assert s.kafka_fail_on_data_loss is True
@@ -34,13 +34,13 @@ def test_environment_overrides(clean_env):
     clean_env.setenv("OUTPUT_ROOT", "/data/out")
     clean_env.setenv("KAFKA_MAX_OFFSETS_PER_TRIGGER", "5000")
     clean_env.setenv("TRIGGER_INTERVAL", "30 seconds")
-    clean_env.setenv("KAFKA_EXTRA_OPTIONS", '{"security.protocol": "SASL_SSL", "sasl.jaas.config": "secret"}')
+    clean_env.setenv("KAFKA_EXTRA_OPTIONS", '{"security.protocol": "SASL_SSL", "sasl.jaas.config": "jaas-s3cr3t"}')
     s = load_settings()
-    assert s.kafka_bootstrap_servers == "broker:29092" and s.output_root == Path("/data/out")
+    assert s.kafka_bootstrap_servers == "broker:29092" and s.output_root == "/data/out"
     assert s.kafka_max_offsets_per_trigger == 5000 and s.trigger_interval == "30 seconds"
     assert s.kafka_options()["kafka.security.protocol"] == "SASL_SSL"
     assert s.redacted()["kafka_extra_options"]["sasl.jaas.config"] == "***"
-    assert "secret" not in json.dumps(s.redacted())
+    assert "jaas-s3cr3t" not in json.dumps(s.redacted())
 
 
 def test_extra_spark_conf_is_applied_last(clean_env):

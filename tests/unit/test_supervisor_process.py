@@ -208,3 +208,12 @@ def test_reaping_a_group_waits_until_every_process_left_in_it_is_gone(tmp_path):
     assert psutil.pid_exists(grandchild)
     child.reap_group()
     assert not psutil.pid_exists(grandchild)
+
+
+def test_a_job_that_misses_a_dependency_is_fatal_at_once_and_an_operator_start_retries_it():
+    proc, _, spawner = make()
+    proc.start()
+    crash(proc, code=78)
+    assert proc.state is State.FATAL and len(spawner.children) == 1, "no backoff loop on a wrong address"
+    proc.start()
+    assert proc.state is State.STARTING and len(spawner.children) == 2
