@@ -136,6 +136,19 @@ def md_backfill(b: dict) -> list[str]:
             f"{'yes' if b['outputs_identical'] else 'NO'}."]
 
 
+def md_storage(st: dict) -> list[str]:
+    s, b = st["streaming"], st["backfill"]
+    rows = [["event_aggregation `--available-now`, rows/s in batches", f"{s['local']['rows_per_s_in_batches']:,}",
+             f"{s['s3']['rows_per_s_in_batches']:,}", s["s3_vs_local"]],
+            ["event_aggregation, wall s", s["local"]["wall_s"], s["s3"]["wall_s"], ""],
+            [f"hourly backfill of {st['hours']} hours, wall s", b["local"]["wall_s"], b["s3"]["wall_s"],
+             b["s3_vs_local"]]]
+    return [f"**Storage**, local disk against S3A on the stack's S3-compatible server (moto, in memory, on the "
+            f"same machine): {st['events']:,} app events streamed, {st['batch_events']:,} events backfilled; "
+            "S3/local is the ratio of the figures (throughput: below 1 is slower; wall time: above 1 is slower):",
+            *table(["what", "local disk", "S3", "S3 / local"], rows)]
+
+
 # Area -> (title, renderer, the label its section starts with in the history).
 AREAS = {
     "generator": ("Generator", md_generator, "**Generator**"),
@@ -147,6 +160,7 @@ AREAS = {
     "startup": ("Start-up", md_startup, "**Start-up**"),
     "batch": ("Batch jobs against DuckDB", md_batch, "**Batch**"),
     "backfill": ("Backfill", md_backfill, "**Hourly backfill**"),
+    "storage": ("Local disk against object storage", md_storage, "**Storage**"),
 }
 
 

@@ -19,6 +19,8 @@ rewritten from the stored results (benchmarks/report.py).
   batch       M events as enriched_events Parquet; each batch job's computation vs DuckDB doing
               the same on the same files; session start-up separately
   backfill    an hourly backfill of 24 hours as one ranged run against 24 single-hour runs
+  storage     event_aggregation and an hourly backfill with the data on local disk and on S3
+              (the stack's S3-compatible server), in one run
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from datetime import UTC, datetime
 from benchmarks import report
 from benchmarks.batch import bench_backfill, bench_batch
 from benchmarks.common import git_revision, machine
+from benchmarks.storage import bench_storage
 from benchmarks.streaming import (
     STREAMING,
     SWEEP,
@@ -63,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep-rounds", type=int, default=1)
     parser.add_argument("--backfill-hours", type=int, default=24)
     parser.add_argument("--backfill-events", type=int, default=1_000_000)
-    parser.add_argument("--only", default="generator,parsing,streaming,stages,sustained,startup,batch,backfill")
+    parser.add_argument("--storage-events", type=int, default=500_000)
+    parser.add_argument("--storage-batch-events", type=int, default=1_000_000)
+    parser.add_argument("--only", default="generator,parsing,streaming,stages,sustained,startup,batch,backfill,storage")
     args = parser.parse_args(argv)
     stack.up()
     results: dict = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
@@ -78,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
              "sweep": lambda: bench_sweep(args.sweep_events, args.sweep_settings.split(","), args.sweep_rounds),
              "startup": bench_startup,
              "batch": lambda: bench_batch(args.batch_events),
-             "backfill": lambda: bench_backfill(args.backfill_hours, args.backfill_events)}
+             "backfill": lambda: bench_backfill(args.backfill_hours, args.backfill_events),
+             "storage": lambda: bench_storage(args.storage_events, 6, args.storage_batch_events)}
     for name, step in steps.items():
         if name in wanted:
             print(f"bench: {name} ...", flush=True)

@@ -40,6 +40,9 @@ RESULTS = {
     "batch": {"events": 10_000_000, "session_start_s": 16.9, "spark_scan_s": 8.1,
               **{name: {"spark_s": 6.7, "duckdb_s": 0.48, "ratio": 13.8, "rows": 24, "rows_match": True}
                  for name in ("hourly_aggregate", "daily_summary", "user_segmentation")}},
+    "storage": {"events": 1000, "batch_events": 2000, "hours": 6,
+                "streaming": {"local": {**JOB, "rows_per_s_in_batches": 9000}, "s3": JOB, "s3_vs_local": 0.94},
+                "backfill": {"local": {"wall_s": 30.0}, "s3": {"wall_s": 45.0}, "s3_vs_local": 1.5}},
 }
 
 
@@ -57,6 +60,8 @@ def test_report_has_every_section_and_flags_failures():
     assert "| 4 Kafka partitions | 2 | 8,500 | 1.2 | 600.0 | 27 | None / None | 700 / 1500 |" in text
     assert "| 6,000 | 5,999 | 3,560 | 3,409 | 12.0 | yes | 22 | 9426 / 26888 (10) | 700 / 1500 | 700 |" in text
     assert "| user_segmentation | 6.7 | 0.48 | 13.8 | 24 (yes) |" in text
+    assert "| event_aggregation `--available-now`, rows/s in batches | 9,000 | 8,500 | 0.94 |" in text
+    assert "| hourly backfill of 6 hours, wall s | 30.0 | 45.0 | 1.5 |" in text
 
 
 def test_summary_keeps_each_areas_newest_result_and_draws_the_plots(tmp_path, monkeypatch):
