@@ -96,9 +96,10 @@ def read_dataset(location: str, settings: Settings | None = None) -> pd.DataFram
         parquet = [i for i in fs.get_file_info(pafs.FileSelector(path, recursive=True))
                    if i.type == pafs.FileType.File and i.base_name.endswith(".parquet")]
         return pd.read_parquet(path, filesystem=fs) if parquet else None
-    files = committed
+    if not committed:
+        return None
     frames = []
-    for f in sorted(files):
+    for f in sorted(committed):
         frame = pd.read_parquet(f, filesystem=fs)
         for part in f[len(path):].strip("/").split("/")[:-1]:
             if "=" in part:

@@ -48,7 +48,7 @@ def spark_conf(app_name: str, settings: Settings, *, streaming: bool) -> dict[st
     """The Spark configuration every job starts from (sized for a 2-core box by default)."""
     conf = {
         "spark.app.name": f"{settings.app_name_prefix}-{app_name}",
-        "spark.jars": ",".join(connector_jars(settings) + (s3_jars(settings) if settings.uses_object_store else [])),
+        "spark.jars": ",".join(connector_jars(settings)),
         "spark.driver.memory": settings.spark_driver_memory,
         "spark.executor.memory": settings.spark_executor_memory,
         "spark.executor.cores": str(settings.spark_executor_cores),
@@ -99,6 +99,11 @@ def spark_conf(app_name: str, settings: Settings, *, streaming: bool) -> dict[st
         )
     if settings.uses_object_store:
         conf.update(s3_conf(settings))
+        # On the class path of the driver and the executors, not in spark.jars: Hadoop looks up a
+        # file system's class with its own class loader, which does not see the jars Spark adds
+        # at run time (S3AFileSystem "not found" under spark-submit). The jars are at the same
+        # path on every node (the project folder, or /processing in the image).
+        conf["spark.driver.extraClassPath"] = conf["spark.executor.extraClassPath"] = ":".join(s3_jars(settings))
     conf.update(settings.spark_extra_conf)
     return conf
 

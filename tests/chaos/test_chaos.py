@@ -151,9 +151,17 @@ def test_driver_killed_three_times_then_output_unwritable(stack, tmp_path, relia
     reliability.start("1 driver killed")
     reliability.start("6 unwritable output")
     recoveries = []
+    # A secret-looking setting (harmless here): it must reach no command line of any child.
+    secret = "never-on-a-command-line-42"
     # 22,000 app events at 100 records/s (about 5.5 minutes): input keeps arriving through both faults.
-    with live(tmp_path, "killdriver", 31, "2026-11-19T10:00:00Z", "--jobs", JOB, app_events=22000) as sc:
+    with live(tmp_path, "killdriver", 31, "2026-11-19T10:00:00Z", "--jobs", JOB, app_events=22000,
+              env={"SPARK_EXTRA_CONF": json.dumps({"spark.hadoop.fs.s3a.secret.key": secret})}) as sc:
         run, truth, orch = sc.run, sc.truth, sc.orch
+        tree = psutil.Process(orch.proc.pid).children(recursive=True)
+        assert {p.name() for p in tree} >= {"java", "python"}, "the spark-submit JVM and the Python driver"
+        for proc in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                assert secret not in " ".join(proc.cmdline()), proc.cmdline()
         last = -1
         for i in range(3):
             status = orch.wait_for(lambda s, last=last: job_status(s)["state"] == "RUNNING"

@@ -79,7 +79,7 @@ class Run:
 
     def job_command(self, job: str, *args: str) -> list[str]:
         script = PROJECT_ROOT / "jobs" / ("streaming" if job in STREAMING else "batch") / f"{job}.py"
-        return spark_submit_command(script, args, master=MASTER)
+        return spark_submit_command(script, args, master=MASTER, settings=self.settings)
 
     def start_job(self, job: str, *args: str, extra_env: dict | None = None) -> subprocess.Popen:
         self.root.mkdir(parents=True, exist_ok=True)

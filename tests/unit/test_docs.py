@@ -54,10 +54,11 @@ def test_documented_command_is_real(doc, line):
         for i, w in enumerate(env_stripped):
             if w == "--profile":
                 assert env_stripped[i + 1] in profiles
-        for w in env_stripped[env_stripped.index("compose") + 1:]:
-            if w in ("logs", "-f"):
+        args = env_stripped[env_stripped.index("compose") + 1:]
+        for i, w in enumerate(args):
+            if w in ("logs", "-f") or (i and args[i - 1] in ("-p", "--profile")):
                 continue
-            if not w.startswith("-") and w not in ("up", "down", "data-platform", "demo"):
+            if not w.startswith("-") and w not in ("up", "down"):
                 assert w in compose["services"], f"{doc}: unknown service {w}"
     elif entry_point(words):
         argv = entry_point(words)

@@ -50,7 +50,8 @@ def test_s3a_settings_only_for_object_stores_and_credentials_never_on_the_comman
     assert conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "false"
     assert conf["spark.hadoop.fs.s3a.endpoint.region"] == "eu-west-1"
     if (s.jars_dir / "s3").is_dir():
-        assert "hadoop-aws-3.5.0.jar" in conf["spark.jars"]
+        assert "hadoop-aws-3.5.0.jar" in conf["spark.driver.extraClassPath"]
+        assert conf["spark.executor.extraClassPath"] == conf["spark.driver.extraClassPath"]
     cmd = " ".join(spark_submit_command("job.py", master="local[1]", settings=s))
     assert "s3cr3t-never-shown" not in cmd and "AKIA-TEST" not in cmd and "--properties-file" in cmd
     assert "s3cr3t-never-shown" not in str(s.redacted()) and "s3cr3t-never-shown" not in repr(s)
