@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 
-from configs.spark_config import PROJECT_ROOT
+from configs.spark_config import PROJECT_ROOT, settings_for_env
 
 # Records the generator writes per app event, over all four topics (clicks, CDC changes and
 # external data come with the events; measured on tools.generate_events' default mix).
@@ -91,12 +91,12 @@ def run_available_now(job: str, topics: dict[str, str], master: str, root: Path,
 
     root.mkdir(parents=True, exist_ok=True)
     (root / "users.csv").write_text("user_id,signup_date,country,plan\nuser_000001,2025-01-01,DE,basic\n")
+    env = {**job_env(root, topics, master), **(settings_env or {})}
     cmd = spark_submit_command(PROJECT_ROOT / "jobs" / "streaming" / f"{job}.py", ["--available-now"],
-                               master=master)
+                               master=master, settings=settings_for_env(env))
     started = time.monotonic()
     with PeakRss(driver=f"jobs/streaming/{job}.py", executor="CoarseGrainedExecutorBackend") as rss, \
             (root / f"{job}.out").open("w") as log:
-        env = {**job_env(root, topics, master), **(settings_env or {})}
         code = subprocess.run(cmd, check=False, cwd=PROJECT_ROOT, env=env, stdout=log,
                               stderr=subprocess.STDOUT).returncode
     wall = time.monotonic() - started

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from benchmarks.common import MASTER, run_available_now
 from benchmarks.streaming import bench_topics
-from configs.spark_config import PROJECT_ROOT, load_settings
+from configs.spark_config import PROJECT_ROOT, load_settings, settings_for_env
 from tools import stack
 
 S3_ENV = {"S3_ENDPOINT_URL": f"http://127.0.0.1:{os.environ.get('S3_PORT', '9000')}",
@@ -29,7 +29,7 @@ def bench_storage(n: int, hours: int, batch_events: int) -> dict:
 
     stack.up(with_s3=True)
     bucket = f"bench-{uuid.uuid4().hex[:8]}"
-    s3 = load_settings(**{k.lower(): v for k, v in S3_ENV.items()}, output_root=f"s3a://{bucket}/out")
+    s3 = settings_for_env({**S3_ENV, "OUTPUT_ROOT": f"s3a://{bucket}/out"})
     files.ensure_bucket(s3.output_root, s3)
     roots = {"local": None, "s3": f"s3a://{bucket}"}
     names, _ = bench_topics(load_settings(), n, ["app_events"])
@@ -54,8 +54,7 @@ def bench_storage(n: int, hours: int, batch_events: int) -> dict:
             env = spark_submit_env({**os.environ, **S3_ENV, "OUTPUT_ROOT": f"{root or tmp}/batch-{where}",
                                     "STATE_ROOT": str(tmp / f"state-{where}"), "LOG_DIR": str(tmp / f"logs-{where}"),
                                     "SPARK_EVENT_LOG_ENABLED": "false"})
-            settings = load_settings(**{k.lower(): v for k, v in S3_ENV.items()},
-                                     output_root=f"{root or tmp}/batch-{where}")
+            settings = settings_for_env({**S3_ENV, "OUTPUT_ROOT": f"{root or tmp}/batch-{where}"})
             cmd = spark_submit_command(PROJECT_ROOT / "jobs" / "batch" / "hourly_aggregate.py",
                                        ["--from-hour", first.strftime(label), "--to-hour",
                                         (first + timedelta(hours=hours - 1)).strftime(label), "--force"],

@@ -268,6 +268,12 @@ def load_settings(**overrides: object) -> Settings:
         raise SettingsError(f"invalid settings: {problems}") from None
 
 
+def settings_for_env(env: dict[str, str]) -> Settings:
+    """The settings a child process started with `env` will have (what a launcher builds its
+    command from: a job's S3 locations need the S3A class path on its command line)."""
+    return load_settings(**{k.lower(): v for k, v in env.items() if k.lower() in Settings.model_fields})
+
+
 def load_cli_settings(prog: str) -> Settings:
     """load_settings for a command line: an invalid variable ends it with exit code 2, named."""
     try:

@@ -18,7 +18,7 @@ import pandas as pd
 import requests
 
 from configs import locations
-from configs.spark_config import PROJECT_ROOT, Settings, load_settings
+from configs.spark_config import PROJECT_ROOT, Settings, settings_for_env
 from utils import files
 from utils.launch import spark_submit_command, spark_submit_env
 from utils.progress import read_progress_file
@@ -47,7 +47,7 @@ class Run:
 
     @property
     def settings(self) -> Settings:
-        return load_settings(**{k.lower(): v for k, v in self.env.items()})
+        return settings_for_env(self.env)
 
     @property
     def env(self) -> dict[str, str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from configs import locations
-from configs.spark_config import SettingsError, load_settings
+from configs.spark_config import SettingsError, load_settings, settings_for_env
 from utils.launch import spark_conf, spark_submit_command
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +37,11 @@ def test_settings_take_uris_and_name_the_variable_when_wrong(monkeypatch):
     monkeypatch.setenv("OUTPUT_ROOT", "s3://lake/outputs")
     with pytest.raises(SettingsError, match=r"OUTPUT_ROOT.*use s3a://"):
         load_settings()
+
+
+def test_a_childs_settings_come_from_its_environment():
+    child = settings_for_env({"OUTPUT_ROOT": "s3a://b/o", "PATH": "/usr/bin", "AWS_REGION": "eu-central-1"})
+    assert child.output_root == "s3a://b/o" and child.aws_region == "eu-central-1" and child.uses_object_store
 
 
 def test_s3a_settings_only_for_object_stores_and_credentials_never_on_the_command_line(tmp_path):
