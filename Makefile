@@ -44,9 +44,16 @@ stack-status:
 lint: setup
 	$(PY) -m ruff check .
 
-test: setup browser ## unit + integration tests; integration tests start the stack once per session
+test: setup browser ## ruff, then the unit tests beside the stack tests (chaos + integration; one stack per session)
 	$(PY) -m ruff check .
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@# The unit tests need no stack: they run in a second process while the stack tests wait on
+	@# live input, and their report follows the stack tests'. Either failing fails the target.
+	@mkdir -p logs; $(PY) -m pytest -p no:cacheprovider -m "not integration and not chaos" $(PYTEST_ARGS) \
+	  > logs/unit-tests.log 2>&1 & unit=$$!; \
+	$(PY) -m pytest -m "integration or chaos" $(PYTEST_ARGS); stack=$$?; \
+	wait $$unit; units=$$?; echo "--- unit tests (logs/unit-tests.log)"; cat logs/unit-tests.log; \
+	echo "make test: stack tests exit $$stack, unit tests exit $$units (5: none selected)"; \
+	[ $$stack -eq 0 -o $$stack -eq 5 ] && [ $$units -eq 0 -o $$units -eq 5 ]
 
 test-unit: setup
 	$(PY) -m pytest -m "not integration and not chaos" $(PYTEST_ARGS)

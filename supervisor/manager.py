@@ -61,6 +61,9 @@ class Orchestrator:
 
     def __post_init__(self) -> None:
         self.spawner = self.spawner or self._spawn_real
+        # The HTTP thread's status waits for a tick to finish: a job just gone FATAL and the
+        # batch intervals waiting on it are then reported together, never half updated.
+        self._tick_lock = threading.RLock()
         state_dir = self.settings.state_root / "orchestrator"
         state_dir.mkdir(parents=True, exist_ok=True)
         self.status_file = state_dir / "status.json"
@@ -170,8 +173,9 @@ class Orchestrator:
                 proc.restart("operator restart")
 
     def tick(self) -> None:
-        self._tick()
-        self._save_children()
+        with self._tick_lock:
+            self._tick()
+            self._save_children()
 
     def _tick(self) -> None:
         now = self.clock()
@@ -277,12 +281,13 @@ class Orchestrator:
     # -- reporting -----------------------------------------------------------------------------------
 
     def status(self) -> dict:
-        now = self.clock()
-        jobs = {n: self._streaming_status(n, p, now) for n, p in self.processes.items()}
+        master = health.spark_master(self.settings.spark_master_url)  # network: outside the lock
+        with self._tick_lock:
+            now = self.clock()
+            jobs = {n: self._streaming_status(n, p, now) for n, p in self.processes.items()}
+            jobs.update({name: self.batches.status(name, now) for name in self.batch})
+            fatal = [n for n, p in self.processes.items() if p.state is State.FATAL]
         now_dt = datetime.fromtimestamp(now, UTC)
-        jobs.update({name: self.batches.status(name, now) for name in self.batch})
-        fatal = [n for n, p in self.processes.items() if p.state is State.FATAL]
-        master = health.spark_master(self.settings.spark_master_url)
         healthy = not fatal and master.get("reachable") is not False
         return {"healthy": healthy, "time": now_dt.isoformat(), "pid": os.getpid(),
                 "uptime_seconds": round(now - self.started_at, 1), "shutting_down": self.shutting_down.is_set(),
