@@ -174,11 +174,11 @@ def run_section(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def store(results: dict, git: str) -> None:
-    """Each area of a run as that area's newest result."""
+def store(results: dict, git: str, only: str | None = None) -> None:
+    """Each area of a run (or only the one named) as that area's newest result."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     for area in AREAS:
-        if area in results:
+        if area in results and only in (None, area):
             record = {k: results[k] for k in ("when", "machine", "command")} | {"git": git, "result": results[area]}
             (RESULTS / f"{area}.json").write_text(json.dumps(record, indent=1) + "\n")
 

@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench: {name} ...", flush=True)
             results[name] = step()
             print(json.dumps(results[name], indent=1), flush=True)
+            # Kept at once: a later area that fails loses nothing measured before it.
+            report.store({**results, name: results[name]}, git_revision(), only=name)
     report.store(results, git_revision())
     with report.HISTORY.open("a") as f:
         f.write(report.run_section(results))

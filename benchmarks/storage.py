@@ -12,6 +12,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow.fs as pafs
+
 from benchmarks.common import MASTER, run_available_now
 from benchmarks.streaming import bench_topics
 from configs.spark_config import PROJECT_ROOT, load_settings, settings_for_env
@@ -41,13 +43,15 @@ def bench_storage(n: int, hours: int, batch_events: int) -> dict:
                                             "CHECKPOINT_ROOT": f"{root}/stream/checkpoints"}
             out["streaming"][where] = run_available_now("event_aggregation", names, MASTER, tmp / f"stream-{where}",
                                                         settings_env=env)
-        # The same enriched_events in both places, written by one session that can reach S3.
-        spark = create_spark_session("bench-storage-load", s3, master=MASTER)
-        events = as_enriched(app_events(spark, batch_events, start="2026-11-20 00:00:00", span_seconds=hours * 3600))
-        events.cache()
-        for where, root in roots.items():
-            events.write.partitionBy("event_date").parquet(f"{root or tmp}/batch-{where}/enriched_events")
+        # The same enriched_events in both places: written locally, then copied to S3 (a session
+        # in this process may predate the S3A class path, which only a new JVM takes).
+        spark = create_spark_session("bench-storage-load", load_settings(), master=MASTER)
+        (as_enriched(app_events(spark, batch_events, start="2026-11-20 00:00:00", span_seconds=hours * 3600))
+         .write.partitionBy("event_date").parquet(str(tmp / "batch-local" / "enriched_events")))
         spark.stop()
+        fs, path = files.filesystem(f"s3a://{bucket}/batch-s3/enriched_events", s3)
+        pafs.copy_files(str(tmp / "batch-local" / "enriched_events"), path,
+                        source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
         first = datetime(2026, 11, 20, tzinfo=UTC)
         label = "%Y-%m-%d %H:00:00"
         for where, root in roots.items():
