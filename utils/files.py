@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import pandas as pd
 import pyarrow.fs as pafs
@@ -66,21 +66,27 @@ def committed_files(fs: pafs.FileSystem, path: str) -> list[str] | None:
         return None
     entries = [i for i in fs.get_file_info(pafs.FileSelector(log_dir))
                if re.fullmatch(r"\d+(\.compact)?", i.base_name)]
+    entries.sort(key=lambda i: int(i.base_name.split(".")[0]))
+    # A .compact entry holds every file added up to it: reading starts at the newest one.
+    compacts = [n for n, i in enumerate(entries) if i.base_name.endswith(".compact")]
     added: dict[str, bool] = {}
-    for entry in sorted(entries, key=lambda i: int(i.base_name.split(".")[0])):
+    for entry in entries[compacts[-1] if compacts else 0:]:
         with fs.open_input_stream(entry.path) as f:
             lines = f.read().decode("utf-8").splitlines()
         for line in lines[1:]:  # the first line is the log's version
             record = json.loads(line)
             added[_path_in(fs, record["path"])] = record["action"] == "add"
-    return [p for p, present in added.items() if present and exists(fs, p)]
+    # One listing, not a request per file (on S3 each existence check is a HEAD).
+    present = {i.path for i in fs.get_file_info(pafs.FileSelector(path, recursive=True))
+               if i.type == pafs.FileType.File}
+    return [p for p, kept in added.items() if kept and p in present]
 
 
 def _path_in(fs: pafs.FileSystem, uri: str) -> str:
-    """A path from the sink log (a URI) as the file system names it."""
+    """A path from the sink log (a URI, percent-encoded) as the file system names it."""
     if isinstance(fs, pafs.S3FileSystem):
-        return re.sub(r"^s3a?://", "", uri)
-    return urlparse(uri).path if uri.startswith("file:") else uri
+        return unquote(re.sub(r"^s3a?://", "", uri))
+    return unquote(urlparse(uri).path) if uri.startswith("file:") else uri
 
 
 def read_dataset(location: str, settings: Settings | None = None) -> pd.DataFrame | None:
