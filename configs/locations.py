@@ -33,7 +33,7 @@ def normalize(value: str | Path) -> str:
         raise ValueError(f"an s3a location needs a bucket, e.g. s3a://bucket/prefix: {text!r}")
     if kind == "":
         return str(Path(text).expanduser().absolute())
-    return text.rstrip("/") if text.rstrip("/") != f"{kind}:/" else text
+    return text.rstrip("/")
 
 
 def join(location: str, *parts: str) -> str:

@@ -120,7 +120,9 @@ def components(with_s3: bool | None = None) -> list[Component]:
                 markers=("spark-node.sh", "org.apache.spark.deploy.worker.Worker"),
             )
         )
-    if s3_wanted() if with_s3 is None else with_s3:
+    if with_s3 is None:
+        with_s3 = s3_wanted()
+    if with_s3:
         comps.append(s3_component())
     return comps
 
