@@ -96,6 +96,11 @@ class Settings(BaseSettings):
     # {"spark.sql.streaming.stateStore.providerClass": "...HDFSBackedStateStoreProvider"}
     spark_extra_conf: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     spark_ui_enabled: bool = True
+    # Class-data sharing: driver and executor JVMs map the classes a training run recorded
+    # (python -m tools.cds; `make stack-up` builds them) instead of loading them from the jars
+    # (start-up figures: BENCHMARKS.md). A missing or stale archive is ignored by the JVM.
+    spark_cds_enabled: bool = True
+    spark_cds_dir: Path = PROJECT_ROOT / ".jars" / "cds"
     # Spark event logs (for the History Server): on by default, under STATE_ROOT/spark-events.
     spark_event_log_enabled: bool = True
     spark_event_log_dir: Path | None = None

@@ -355,7 +355,10 @@ class SupervisedProcess:
             self._change_state(State.FATAL, f"{reason}, exit code {code}, "
                                             f"{self.stats.consecutive_failures} failures in a row")
             return
-        delay = self.backoff_delay()
+        # A crash after a stable run (a killed driver, a lost host) restarts at once: waiting
+        # would only add to the outage. Failing again before it is stable backs off as usual.
+        stable = self.running_since is not None and now - self.running_since >= self.policy.stable_seconds
+        delay = 0.0 if stable and self.stats.consecutive_failures == 1 else self.backoff_delay()
         self.backoff_until = now + delay
         # STARTING/RUNNING/STOPPING -> BACKOFF
         self._change_state(State.BACKOFF, f"{reason}, exit code {code}; retry in {delay:.0f}s")

@@ -318,6 +318,11 @@ def up(with_kafka: bool = True, with_spark: bool = True, timeout: float = 120.0,
         _wait("Spark History Server", lambda: _answers(f"{history}/api/v1/applications"), comps["spark-history"],
               timeout)
         print(f"stack: spark history server at {history} (event logs {load_settings().event_log_dir})")
+    if with_kafka and with_spark:
+        from tools import cds  # imports tools.stack
+
+        master = f"spark://{HOST}:{comps['spark-master'].ports['SPARK_MASTER_PORT']}"
+        print("stack: class-data sharing:", cds.ensure(settings, master), flush=True)
     if "s3" in comps:
         endpoint = f"http://{HOST}:{comps['s3'].ports['S3_PORT']}"
         _wait(f"S3 server at {endpoint}", lambda: _answers(f"{endpoint}/moto-api/"), comps["s3"], timeout)

@@ -11,6 +11,7 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +27,31 @@ def connector_jars(settings: Settings) -> list[str]:
 def s3_jars(settings: Settings) -> list[str]:
     """S3A: hadoop-aws and the AWS SDK modules it uses (scripts/fetch_jars.sh); [] if none."""
     return sorted(str(p) for p in (settings.jars_dir / "s3").glob("*.jar"))
+
+
+def class_path(settings: Settings) -> list[str]:
+    """The jars every job has on its driver's and executors' class path: the Kafka connector,
+    and S3A for jobs whose locations are on an object store."""
+    return connector_jars(settings) + (s3_jars(settings) if settings.uses_object_store else [])
+
+
+def cds_archives(settings: Settings) -> dict[str, Path]:
+    """The class-data-sharing archives for this class path, Spark and Java: {"driver": path,
+    "executor": path}. An archive only fits the class path and JVM it was recorded with, so the
+    name carries a key of both: a job with other jars (S3A) or another Java looks for its own."""
+    java = os.environ.get("JAVA_HOME") or shutil.which("java") or "java"
+    identity = "\n".join([str(spark_home()), str(Path(java).resolve()), *class_path(settings)])
+    key = hashlib.sha256(identity.encode()).hexdigest()[:12]
+    return {role: settings.spark_cds_dir / f"{role}-{key}.jsa" for role in ("driver", "executor")}
+
+
+def cds_options(settings: Settings) -> dict[str, str]:
+    """JVM options that use the recorded archives, for each archive that exists (none when CDS is
+    off). -Xshare:auto: a stale or damaged archive is skipped with a warning, never fatal."""
+    if not settings.spark_cds_enabled:
+        return {}
+    return {f"spark.{role}.extraJavaOptions": f"-XX:SharedArchiveFile={path} -Xshare:auto"
+            for role, path in cds_archives(settings).items() if path.is_file()}
 
 
 def s3_conf(settings: Settings) -> dict[str, str]:
@@ -48,7 +74,6 @@ def spark_conf(app_name: str, settings: Settings, *, streaming: bool) -> dict[st
     """The Spark configuration every job starts from (sized for a 2-core box by default)."""
     conf = {
         "spark.app.name": f"{settings.app_name_prefix}-{app_name}",
-        "spark.jars": ",".join(connector_jars(settings)),
         "spark.driver.memory": settings.spark_driver_memory,
         "spark.executor.memory": settings.spark_executor_memory,
         "spark.executor.cores": str(settings.spark_executor_cores),
@@ -99,11 +124,13 @@ def spark_conf(app_name: str, settings: Settings, *, streaming: bool) -> dict[st
         )
     if settings.uses_object_store:
         conf.update(s3_conf(settings))
-        # On the class path of the driver and the executors, not in spark.jars: Hadoop looks up a
-        # file system's class with its own class loader, which does not see the jars Spark adds
-        # at run time (S3AFileSystem "not found" under spark-submit). The jars are at the same
-        # path on every node (the project folder, or /processing in the image).
-        conf["spark.driver.extraClassPath"] = conf["spark.executor.extraClassPath"] = ":".join(s3_jars(settings))
+    # On the class path of the driver and the executors, not in spark.jars: nothing is copied to
+    # each executor per application, the JVMs can map the classes from a CDS archive (only the
+    # class path's classes can be archived), and Hadoop finds S3AFileSystem (its own class loader
+    # does not see spark.jars: "not found" under spark-submit). The jars are at the same path on
+    # every node (the project folder, or /processing in the image).
+    conf["spark.driver.extraClassPath"] = conf["spark.executor.extraClassPath"] = ":".join(class_path(settings))
+    conf.update(cds_options(settings))
     conf.update(settings.spark_extra_conf)
     return conf
 
@@ -188,7 +215,7 @@ def spark_submit_command(script: Path | str, args: Sequence[str] = (), *, master
     settings = settings or get_settings()
     base = {**spark_conf(Path(script).stem, settings, streaming=streaming), **(conf or {})}
     base.pop("spark.app.name")
-    jars = base.pop("spark.jars")
+    jars = base.pop("spark.jars", "")
     cmd = [str(spark_home() / "bin" / "spark-submit"), "--master", master,
            "--driver-memory", base.pop("spark.driver.memory"), *(["--jars", jars] if jars else [])]
     secrets = {k: v for k, v in base.items() if is_secret_key(k)}

@@ -178,6 +178,8 @@ def progress_record(progress: Any) -> dict[str, Any]:
         "input_rows_per_second": progress.inputRowsPerSecond,
         "processed_rows_per_second": progress.processedRowsPerSecond,
         "batch_duration_ms": (progress.durationMs or {}).get("triggerExecution"),
+        # Where the batch's time went (addBatch, queryPlanning, latestOffset, walCommit...).
+        "phases_ms": {k: v for k, v in (progress.durationMs or {}).items() if k != "triggerExecution"},
         "watermark": (progress.eventTime or {}).get("watermark"),
         "state_rows": sum(op.numRowsTotal for op in state_ops),
         "rows_dropped_by_watermark": sum(op.numRowsDroppedByWatermark for op in state_ops),

@@ -125,7 +125,9 @@ class QueryRunner:
 
     def run(self) -> int:
         """0 when every query ended cleanly or was asked to stop; 1 when one failed."""
+        began = time.monotonic()
         self.start_all()
+        self.log.info("queries started", extra={"seconds": round(time.monotonic() - began, 1)})
         next_refresh = time.monotonic() + self.refresh_seconds
         while any(q.isActive for q in self.queries.values()) and not self.stopper.requested.is_set():
             if self._failed():
@@ -169,7 +171,9 @@ def run_streaming_job(name: str, build: BuildFn, doc: str | None, argv: list[str
             log.error(f"cannot start: {problem}")
             print(f"{name}: cannot start: {problem}", file=sys.stderr)
         return preflight.MISSING_DEPENDENCY_EXIT_CODE
+    began = time.monotonic()
     spark = create_spark_session(name, settings, streaming=True)
+    log.info("spark session ready", extra={"seconds": round(time.monotonic() - began, 1)})
     progress_dir = settings.state_root / "progress"
     progress_dir.mkdir(parents=True, exist_ok=True)
     context = spark.sparkContext

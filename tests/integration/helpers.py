@@ -77,14 +77,15 @@ class Run:
                              capture_output=True, text=True, timeout=600)
         return json.loads(out.stdout.strip().splitlines()[-1])
 
-    def job_command(self, job: str, *args: str) -> list[str]:
+    def job_command(self, job: str, *args: str, extra_env: dict | None = None) -> list[str]:
         script = PROJECT_ROOT / "jobs" / ("streaming" if job in STREAMING else "batch") / f"{job}.py"
-        return spark_submit_command(script, args, master=MASTER, settings=self.settings)
+        return spark_submit_command(script, args, master=MASTER,
+                                    settings=settings_for_env({**self.env, **(extra_env or {})}))
 
     def start_job(self, job: str, *args: str, extra_env: dict | None = None) -> subprocess.Popen:
         self.root.mkdir(parents=True, exist_ok=True)
         log = (self.root / f"{job}.out").open("ab")
-        return subprocess.Popen(self.job_command(job, *args), cwd=PROJECT_ROOT,
+        return subprocess.Popen(self.job_command(job, *args, extra_env=extra_env), cwd=PROJECT_ROOT,
                                 env=spark_submit_env({**os.environ, **self.env, **(extra_env or {})}),
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -114,8 +115,10 @@ STREAMING = ("event_aggregation", "clickstream_analysis", "cdc_transformation", 
 
 
 def run_jobs(run: Run, jobs: tuple[str, ...], *args: str, timeout: float = 900,
-             extra_env: dict | None = None) -> dict[str, int]:
-    procs = {job: run.start_job(job, *args, extra_env=extra_env) for job in jobs}
+             extra_env: dict | None = None, job_env: dict[str, dict] | None = None) -> dict[str, int]:
+    """Start `jobs` side by side and wait for them; `job_env`: more environment for some of them."""
+    procs = {job: run.start_job(job, *args, extra_env={**(extra_env or {}), **(job_env or {}).get(job, {})})
+             for job in jobs}
     codes = {}
     for job, proc in procs.items():
         try:

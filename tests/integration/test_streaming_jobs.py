@@ -137,3 +137,11 @@ def test_outputs_readable_with_plain_spark_read(done, spark_cluster_session):
     for name in ("events_aggregated_realtime", "clickstream_sessions", "cdc_transformed",
                  "cdc_table_summary", "enriched_events", "external_data"):
         assert spark_cluster_session.read.parquet(str(run.root / "outputs" / name)).count() > 0
+
+
+def test_two_of_the_jobs_ran_without_usable_cds_archives(done):
+    """The outputs above include a job that found no archive and one that found damaged ones."""
+    run, _ = done
+    for job, folder in (("clickstream_analysis", "cds-missing"), ("cdc_transformation", "cds-damaged")):
+        starting = next(r for r in run.log_records(job) if r["message"] == "starting")
+        assert folder in starting["settings"]["spark_cds_dir"], starting["settings"]

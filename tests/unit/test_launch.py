@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from configs.spark_config import PROJECT_ROOT, load_settings
-from utils.launch import spark_conf, spark_submit_command, spark_submit_env
+from utils.launch import cds_archives, spark_conf, spark_submit_command, spark_submit_env
 
 SECRET = "s3cr3t-value-that-must-not-leak"
 
@@ -72,3 +72,44 @@ def test_a_spark_home_of_another_version_is_refused_naming_both(tmp_path, monkey
         spark_home()
     monkeypatch.setenv("SPARK_HOME", str(pinned))
     assert spark_home() == pinned and spark_version(pinned) == "4.2.0"
+
+
+def test_jars_on_the_class_path_and_cds_archives_used_only_when_present(tmp_path):
+    jars = tmp_path / "jars"
+    (jars / "spark").mkdir(parents=True)
+    (jars / "spark" / "spark-sql-kafka.jar").write_bytes(b"")
+    settings = load_settings(jars_dir=jars, spark_cds_dir=tmp_path / "cds", state_root=tmp_path)
+    conf = spark_conf("x", settings, streaming=True)
+    assert conf["spark.driver.extraClassPath"] == conf["spark.executor.extraClassPath"] == str(
+        jars / "spark" / "spark-sql-kafka.jar")
+    cmd = spark_submit_command("job.py", master="local[1]", settings=settings)
+    assert "--jars" not in cmd, "nothing is copied to the executors per application"
+    # No archive yet: no JVM option (a job starts as before).
+    assert not any("extraJavaOptions" in k for k in conf)
+    archives = cds_archives(settings)
+    assert set(archives) == {"driver", "executor"}
+    for path in archives.values():
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"stale or damaged: the JVM skips it (-Xshare:auto)")
+    conf = spark_conf("x", settings, streaming=True)
+    for role, path in archives.items():
+        assert conf[f"spark.{role}.extraJavaOptions"] == f"-XX:SharedArchiveFile={path} -Xshare:auto"
+    assert not any("extraJavaOptions" in k for k in spark_conf(
+        "x", load_settings(jars_dir=jars, spark_cds_dir=tmp_path / "cds", spark_cds_enabled=False), streaming=True))
+    # Another class path (S3A's jars) has archives of its own: these do not fit it.
+    (jars / "s3").mkdir()
+    (jars / "s3" / "hadoop-aws.jar").write_bytes(b"")
+    s3 = load_settings(jars_dir=jars, spark_cds_dir=tmp_path / "cds", output_root="s3a://b/o")
+    assert set(cds_archives(s3).values()).isdisjoint(archives.values())
+    assert not any("extraJavaOptions" in k for k in spark_conf("x", s3, streaming=True))
+
+
+def test_a_job_starts_when_its_cds_archive_is_stale_or_damaged(tmp_path):
+    """What -Xshare:auto promises, checked on this machine's JVM: a damaged archive is skipped."""
+    java = spark_submit_env({"PATH": "/usr/bin:/bin"}).get("JAVA_HOME")
+    damaged = tmp_path / "x.jsa"
+    damaged.write_bytes(b"\0" * 4096)
+    exe = f"{java}/bin/java" if java else "java"
+    done = subprocess.run([exe, f"-XX:SharedArchiveFile={damaged}", "-Xshare:auto", "-version"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr

@@ -46,7 +46,8 @@ def test_a_childs_settings_come_from_its_environment():
 
 def test_s3a_settings_only_for_object_stores_and_credentials_never_on_the_command_line(tmp_path):
     local = spark_conf("x", load_settings(state_root=tmp_path), streaming=False)
-    assert not any(k.startswith("spark.hadoop.fs.s3a") for k in local) and "/s3/" not in local["spark.jars"]
+    assert not any(k.startswith("spark.hadoop.fs.s3a") for k in local)
+    assert "/s3/" not in local["spark.driver.extraClassPath"]
     s = load_settings(output_root="s3a://lake/out", s3_endpoint_url="http://127.0.0.1:9000", aws_region="eu-west-1",
                       aws_access_key_id="AKIA-TEST", aws_secret_access_key="s3cr3t-never-shown", state_root=tmp_path)
     conf = spark_conf("x", s, streaming=True)

@@ -124,7 +124,14 @@ def test_stable_run_resets_the_backoff():
     proc.tick()
     assert proc.stats.consecutive_failures == 0
     crash(proc)
-    assert proc.backoff_until - clock.now == 5
+    # A crash after a stable run restarts at once (the next tick), not after a backoff ...
+    assert proc.state is State.BACKOFF and proc.backoff_until == clock.now
+    proc.tick()
+    assert proc.state is State.STARTING
+    # ... and crashing again before it is stable backs off: the second failure in a row.
+    clock.advance(3)
+    crash(proc)
+    assert proc.backoff_until - clock.now == 10
 
 
 def test_clean_exit_is_not_restarted_unless_policy_says_always():

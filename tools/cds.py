@@ -1,0 +1,150 @@
+"""Usage: python -m tools.cds [--force]
+
+Records the class-data-sharing (CDS) archives that the jobs' driver and executor JVMs start from
+(settings SPARK_CDS_ENABLED, SPARK_CDS_DIR). A JVM that maps its classes from an archive skips
+loading and verifying them from the jars: the largest share of a job's start-up on this stack
+(BENCHMARKS.md, start-up). `make stack-up` runs this once; the archives are kept until the
+class path, Spark or Java changes (their names carry a key of those).
+
+The training is one real run of event_aggregation on the cluster over a few hundred generated
+records on topics of its own, in a temporary folder: once both its queries have committed a
+batch, `jcmd VM.cds dynamic_dump` writes the driver's and the executor's archive under temporary
+names, renamed when complete, so a job never maps a half-written archive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+from configs.spark_config import PROJECT_ROOT, TOPICS, load_settings, settings_for_env
+from utils.launch import cds_archives, spark_submit_command, spark_submit_env
+
+TRAINING_APP_EVENTS = 400
+# A system property that tells the training's driver and executor JVMs apart in `ps`.
+ROLE_PROPERTY = "platform.cds.role"
+
+
+def missing(settings) -> list[Path]:
+    return [p for p in cds_archives(settings).values() if not p.is_file()]
+
+
+def _wait_for_batches(log: Path, job: subprocess.Popen, timeout: float) -> None:
+    """Until both queries of the training job committed a batch with rows (every class of the
+    read, validation, state store and write paths is then loaded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if job.poll() is not None:
+            raise RuntimeError(f"CDS training job exited with {job.returncode} before its first batches")
+        lines = log.read_text().splitlines() if log.exists() else []
+        done = {r["query_name"] for r in map(json.loads, lines)
+                if r.get("message") == "batch progress" and r.get("input_rows")}
+        if len(done) >= 2:
+            return
+        time.sleep(1)
+    raise RuntimeError(f"CDS training job committed no batch with rows within {timeout:.0f} s")
+
+
+def _dump(role: str, path: Path) -> None:
+    """jcmd VM.cds dynamic_dump on the training's JVM of `role` (started with RecordDynamicDumpInfo)."""
+    marker = f"-D{ROLE_PROPERTY}={role}"
+    pids = [p.pid for p in psutil.process_iter(["cmdline"]) if marker in (p.info["cmdline"] or ())]
+    if len(pids) != 1:
+        raise RuntimeError(f"CDS training: expected one {role} JVM, found {len(pids)}")
+    java = Path(os.environ.get("JAVA_HOME", "")) / "bin" / "java"
+    jcmd = (java if java.is_file() else Path(shutil.which("java") or "java").resolve()).parent / "jcmd"
+    done = subprocess.run([str(jcmd), str(pids[0]), "VM.cds", "dynamic_dump", str(path)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    if done.returncode != 0 or not path.is_file():
+        raise RuntimeError(f"CDS training: jcmd dump of the {role} failed: {done.stdout[-1000:]}{done.stderr[-1000:]}")
+
+
+def record(settings, master: str, timeout: float = 300.0) -> dict[str, Path]:
+    """Run the training and put both archives in place; raises RuntimeError when it fails."""
+    from kafka import KafkaAdminClient
+
+    from tools import stack
+
+    archives = cds_archives(settings)
+    settings.spark_cds_dir.mkdir(parents=True, exist_ok=True)
+    partial = {role: path.with_suffix(f".{os.getpid()}.partial") for role, path in archives.items()}
+    topics = {t: f"_cds_training_{os.getpid()}_{t}" for t in TOPICS}
+    stack.ensure_topics(settings.kafka_bootstrap_servers, 1, names=list(topics.values()))
+    try:
+        with tempfile.TemporaryDirectory(prefix="cds-training-") as tmp:
+            root = Path(tmp)
+            env = spark_submit_env({
+                **os.environ, "OUTPUT_ROOT": str(root / "outputs"), "CHECKPOINT_ROOT": str(root / "checkpoints"),
+                "STATE_ROOT": str(root / "state"), "LOG_DIR": str(root / "logs"),
+                "USER_MASTER_PATH": str(root / "users"), "SPARK_EVENT_LOG_ENABLED": "false",
+                "SPARK_CDS_ENABLED": "false", **{f"TOPIC_{t.upper()}": name for t, name in topics.items()}})
+            subprocess.run([sys.executable, "-m", "tools.generate_events", "--app-events", str(TRAINING_APP_EVENTS),
+                            "--user-master-path", str(root / "users")],
+                           cwd=PROJECT_ROOT, env=env, check=True, capture_output=True, timeout=timeout)
+            conf = {f"spark.{role}.extraJavaOptions": f"-XX:+RecordDynamicDumpInfo -D{ROLE_PROPERTY}={role}"
+                    for role in partial}
+            cmd = spark_submit_command(PROJECT_ROOT / "jobs" / "streaming" / "event_aggregation.py", [],
+                                       master=master, settings=settings_for_env(env), conf=conf)
+            with (root / "job.out").open("w") as out:
+                job = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+                try:
+                    _wait_for_batches(root / "logs" / "event_aggregation.log", job, timeout)
+                    # Dumped from the running JVMs (jcmd), not at their exit: an executor is stopped
+                    # by its worker with SIGKILL 10 s after SIGTERM, which can cut an exit-time dump.
+                    for role, path in partial.items():
+                        _dump(role, path)
+                finally:
+                    os.killpg(job.pid, signal.SIGTERM)
+                    job.wait(timeout=120)
+        for role, path in partial.items():
+            if not path.is_file():
+                raise RuntimeError(f"CDS training wrote no {role} archive ({path})")
+            path.replace(archives[role])
+        return archives
+    finally:
+        for path in partial.values():
+            path.unlink(missing_ok=True)
+        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, client_id="cds")
+        try:
+            admin.delete_topics(list(topics.values()))
+        finally:
+            admin.close()
+
+
+def ensure(settings=None, master: str | None = None) -> str:
+    """Record the archives unless they exist (or CDS is off); says what it did."""
+    settings = settings or load_settings()
+    if not settings.spark_cds_enabled:
+        return "off (SPARK_CDS_ENABLED=false)"
+    if not missing(settings):
+        return f"archives in place ({settings.spark_cds_dir})"
+    started = time.monotonic()
+    record(settings, master or settings.spark_master_url)
+    return f"archives recorded in {time.monotonic() - started:.0f} s ({settings.spark_cds_dir})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.cds", description=__doc__.split("\n\n")[1])
+    parser.add_argument("--force", action="store_true", help="record again even if the archives exist")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    if args.force:
+        for path in cds_archives(settings).values():
+            path.unlink(missing_ok=True)
+    print(f"cds: {ensure(settings)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
