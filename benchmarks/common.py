@@ -107,11 +107,16 @@ def run_available_now(job: str, topics: dict[str, str], master: str, root: Path,
     first_done = min(logged_at(p) for p in batches)
     start_log = next(p for p in progress if p.get("message") == "starting")
     durations = sorted(p["batch_duration_ms"] for p in batches if p["input_rows"])
+    by_query: dict[str, float] = {}
+    for p in progress:
+        if p.get("message") == "batch progress":
+            by_query[p["query_name"]] = by_query.get(p["query_name"], 0) + p["batch_duration_ms"] / 1000
     return {"exit_code": code, "rows": rows, "wall_s": round(wall, 1), "batches": len(batches),
             "rows_per_s_wall": round(rows / wall), "rows_per_s_in_batches": round(rows / busy) if busy else None,
             "driver_start_to_first_batch_s": round((first_done - logged_at(start_log)).total_seconds(), 1),
             "batch_ms_p50": durations[len(durations) // 2] if durations else None,
-            "batch_ms_max": durations[-1] if durations else None, "peak_rss_mib": rss.mib()}
+            "batch_ms_max": durations[-1] if durations else None, "peak_rss_mib": rss.mib(),
+            "batch_s_by_query": {k: round(v, 1) for k, v in by_query.items()}}
 
 
 def records_in(bootstrap: str, topic: str) -> int:

@@ -110,10 +110,38 @@ def md_sweep(w: dict) -> list[str]:
 
 
 def md_startup(st: dict) -> list[str]:
-    return [f"**Start-up** (spark-submit → first completed micro-batch, 20k events): cluster "
-            f"{st['cluster']['driver_start_to_first_batch_s']} s after driver start "
-            f"({st['cluster']['submit_to_exit_s']} s submit to exit); local[2] "
-            f"{st['local']['driver_start_to_first_batch_s']} s ({st['local']['submit_to_exit_s']} s)."]
+    launch, recovery = st["launch"], st["recovery"]
+    marks = ["python_started", "session_ready", "queries_started", "first_batch", "first_batch_main_query"]
+    rows = [[name, i + 1, *(r[m] for m in marks)] for name, runs in launch["runs"].items() for i, r in enumerate(runs)]
+    kills = [[name, ", ".join(str(s) for s in secs), recovery["median_s"][name]]
+             for name, secs in recovery["kill_to_next_batch_s"].items()]
+    return [f"**Start-up**: event_aggregation on the idle 2-worker cluster over {launch['events']:,} app events, "
+            "seconds from spark-submit to each mark in the job's log; \"before\" = connector jars by --jars and no "
+            "CDS archive, \"class path\" = the jars on the class path, \"class path + CDS\" = as jobs start by "
+            "default (class-data-sharing archives of tools/cds.py):",
+            *table(["launch", "round", "Python started", "session ready", "queries started", "first committed batch",
+                    "first batch of the windows query"], rows),
+            "", "**Recovery**: the driver (spark-submit JVM + Python) SIGKILLed under the orchestrator while 100 "
+            "records/s arrive; \"before\" = jars by --jars, no CDS, 5 s backoff after every crash; \"after\" = "
+            "class path, CDS, restart at once after a stable run:",
+            *table(["launch and restart", "kill → next committed batch s", "median s"], kills)]
+
+
+def md_peer(p: dict) -> list[str]:
+    rows = []
+    for job, r in p.items():
+        if not isinstance(r, dict):
+            continue
+        pr, peer = r["project"], r["peer"]
+        rows.append([job, pr["wall_s"], peer["wall_s"], r["ratio_wall"], pr["rows"], peer["rows"],
+                     ", ".join(f"{q} {s}" for q, s in pr["batch_s_by_query"].items()), peer["batch_s"],
+                     "yes" if r["same_output"] else "NO"])
+    return [f"**Price of correctness**: each job `--available-now` against its plain peer (benchmarks/peer.py: "
+            f"from_json with the topic schema, no reasons, no quarantine; same windows, de-duplication and output) "
+            f"over the same {p['events']:,} synthetic app events, one after the other on the idle cluster; "
+            "ratio = peer wall / project wall (above 1: the project is faster):",
+            *table(["job", "project wall s", "peer wall s", "ratio", "project rows read", "peer rows read",
+                    "project batch s per query", "peer batch s", "same windows"], rows)]
 
 
 def md_batch(b: dict) -> list[str]:
@@ -128,10 +156,13 @@ def md_batch(b: dict) -> list[str]:
 
 
 def md_backfill(b: dict) -> list[str]:
+    per_hour = f"one run per hour ({b['hours']} applications)"
+    if b.get("singles_estimated"):
+        per_hour += f", estimated: {b['singles_run']} of them timed, their mean × {b['hours']}"
     return [f"**Hourly backfill** of {b['hours']} hours ({b['events']:,} events as enriched_events Parquet), "
             "spark-submit on the 2-worker cluster, `--force` (no streaming watermarks here):",
             *table(["how", "wall s"], [["one ranged run (`--from-hour … --to-hour …`, one application)", b["range_s"]],
-                                       [f"one run per hour ({b['hours']} applications)", b["singles_s"]]]),
+                                       [per_hour, b["singles_s"]]]),
             f"\nThe range took 1/{b['speedup']} of the time; outputs identical: "
             f"{'yes' if b['outputs_identical'] else 'NO'}."]
 
@@ -157,11 +188,49 @@ AREAS = {
     "parsing": ("The JSON path", md_parsing, "**JSON path**"),
     "stages": ("Where the time goes", md_stages, "**Where the time goes**"),
     "sweep": ("Tuning sweep", md_sweep, "**Tuning sweep**"),
-    "startup": ("Start-up", md_startup, "**Start-up**"),
+    "startup": ("Start-up and recovery", md_startup, "**Start-up**"),
+    "peer": ("Price of correctness", md_peer, "**Price of correctness**"),
     "batch": ("Batch jobs against DuckDB", md_batch, "**Batch**"),
     "backfill": ("Backfill", md_backfill, "**Hourly backfill**"),
     "storage": ("Local disk against object storage", md_storage, "**Storage**"),
 }
+
+
+def _kept_up_p95(runs: list) -> tuple[float, int] | None:
+    """(micro-batch p95 s, app events/s) at the highest offered rate that kept up."""
+    kept = [r for r in runs if r["kept_up"] and r["batch_ms_p95"] is not None]
+    best = max(kept, key=lambda r: r["app_events_per_s"], default=None)
+    return (best["batch_ms_p95"] / 1000, best["app_events_per_s"]) if best else None
+
+
+# The goals of the figures users feel (issue 25): label, area, figure from the area's result
+# (None: not measured), goal, met. A figure is rendered as it comes.
+GOALS = [
+    ("spark-submit → first committed micro-batch, idle cluster, default launch (median, s)", "startup",
+     lambda r: r["launch"]["median_first_batch_s"]["class path + CDS"], "≤ 15 s", lambda v: v <= 15),
+    ("driver SIGKILL → next committed batch under the orchestrator (median, s)", "startup",
+     lambda r: r["recovery"]["median_s"]["after"], "≤ 20 s", lambda v: v <= 20),
+    ("price of correctness: event_aggregation throughput / its plain peer's", "peer",
+     lambda r: r["event_aggregation"]["ratio_wall"], "≥ 1.0", lambda v: v >= 1.0),
+    ("micro-batch p95 at the highest rate that kept up, event_aggregation alone (s; app events/s)", "sustained",
+     lambda r: _kept_up_p95(r), "≤ trigger (10 s)", lambda v: v[0] <= 10),
+    ("hourly backfill: one ranged run vs one application per hour (wall s)", "backfill",
+     lambda r: f"{r['hours']} h: {r['range_s']} vs {r['singles_s']}"
+               + (" (estimated)" if r.get("singles_estimated") else ""),
+     "faster (no threshold)", lambda v: None),
+]
+
+
+def md_goals(results: dict[str, dict]) -> list[str]:
+    """The goals table from each area's stored record ({area: record with git and result})."""
+    rows = []
+    for label, area, figure, goal, met in GOALS:
+        record = results.get(area)
+        value = figure(record["result"]) if record else None
+        verdict = "not measured" if value is None else {True: "met", False: "not met", None: "—"}[met(value)]
+        shown = (f"{value[0]:.1f} at {value[1]:,}" if isinstance(value, tuple) else value) if value is not None else ""
+        rows.append([label, shown, goal, verdict, f"git {record['git']}, {record['when'][:10]}" if record else ""])
+    return table(["figure", "measured", "goal", "", "run"], rows)
 
 
 def run_section(results: dict) -> str:
@@ -247,6 +316,12 @@ def write_summary() -> str:
              "[benchmarks/history.md](benchmarks/history.md), oldest first. The machines are shared and "
              "noisy: compare figures from one run (one area's table), not across areas."]
     PLOTS.mkdir(parents=True, exist_ok=True)
+    stored = {area: json.loads((RESULTS / f"{area}.json").read_text()) for area in AREAS
+              if (RESULTS / f"{area}.json").exists()}
+    lines += ["", "## What users feel: the goals", "",
+              "From the newest result of each area "
+              "(`make bench BENCH_ARGS=\"--only startup,peer,latency,backfill\"`; latency = the sustained area):",
+              *md_goals(stored)]
     for area, (title, render, label) in AREAS.items():
         lines += ["", f"## {title}", ""]
         path = RESULTS / f"{area}.json"

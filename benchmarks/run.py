@@ -14,11 +14,15 @@ rewritten from the stored results (benchmarks/report.py).
   parsing     each step of the JSON path (parse, validation, extraction) over cached records
   stages      each streaming job again with Spark's event log and the executors under Java Flight
               Recorder: executor time per query and stage, and per component of the code
-  sustained   event_aggregation in continuous mode at fixed generator rates
+  sustained   (or latency) event_aggregation in continuous mode at fixed generator rates
+  startup     spark-submit -> first committed batch phase by phase, and driver SIGKILL -> next
+              committed batch under the orchestrator; each start-up lever against its absence
+  peer        each job with a plain peer (benchmarks/peer.py) against it on the same topic
   sweep       event_aggregation once per tuning setting (not in the default --only: ~15 min)
   batch       M events as enriched_events Parquet; each batch job's computation vs DuckDB doing
               the same on the same files; session start-up separately
-  backfill    an hourly backfill of 24 hours as one ranged run against 24 single-hour runs
+  backfill    an hourly backfill (--backfill-hours, default 24) as one ranged run against one
+              run per hour (--backfill-single-hours: time only that many, estimate the rest)
   storage     event_aggregation and an hourly backfill with the data on local disk and on S3
               (the stack's S3-compatible server), in one run
 """
@@ -34,6 +38,8 @@ from datetime import UTC, datetime
 from benchmarks import report
 from benchmarks.batch import bench_backfill, bench_batch
 from benchmarks.common import git_revision, machine
+from benchmarks.peer import bench_peer
+from benchmarks.startup import bench_recovery, bench_startup
 from benchmarks.storage import bench_storage
 from benchmarks.streaming import (
     STREAMING,
@@ -41,7 +47,6 @@ from benchmarks.streaming import (
     bench_generator,
     bench_parsing,
     bench_stages,
-    bench_startup,
     bench_streaming,
     bench_sustained,
     bench_sweep,
@@ -68,12 +73,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backfill-events", type=int, default=1_000_000)
     parser.add_argument("--storage-events", type=int, default=500_000)
     parser.add_argument("--storage-batch-events", type=int, default=1_000_000)
-    parser.add_argument("--only", default="generator,parsing,streaming,stages,sustained,startup,batch,backfill,storage")
+    parser.add_argument("--backfill-single-hours", type=int, default=None,
+                        help="time only this many one-hour applications and estimate the rest from their mean")
+    parser.add_argument("--startup-rounds", type=int, default=2)
+    parser.add_argument("--recovery-kills", type=int, default=2)
+    parser.add_argument("--peer-events", type=int, default=1_000_000)
+    parser.add_argument("--only", default="generator,parsing,streaming,stages,sustained,startup,peer,batch,"
+                                          "backfill,storage",
+                        help="areas, comma-separated (latency: the sustained area)")
     args = parser.parse_args(argv)
     stack.up()
     results: dict = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
                      "command": "make bench " + " ".join(argv or sys.argv[1:])}
-    wanted = args.only.split(",")
+    wanted = ["sustained" if w == "latency" else w for w in args.only.split(",")]
     steps = {"generator": lambda: bench_generator(args.generator_events),
              "streaming": lambda: bench_streaming(args.events, args.streaming_topics.split(",")),
              "stages": lambda: bench_stages(args.stages_events, args.streaming_topics.split(",")),
@@ -81,9 +93,11 @@ def main(argv: list[str] | None = None) -> int:
                                    for r in args.sustained_rates.split(",")],
              "parsing": lambda: bench_parsing(args.parsing_events),
              "sweep": lambda: bench_sweep(args.sweep_events, args.sweep_settings.split(","), args.sweep_rounds),
-             "startup": bench_startup,
+             "startup": lambda: {"launch": bench_startup(args.startup_rounds),
+                                 "recovery": bench_recovery(args.recovery_kills)},
+             "peer": lambda: bench_peer(args.peer_events),
              "batch": lambda: bench_batch(args.batch_events),
-             "backfill": lambda: bench_backfill(args.backfill_hours, args.backfill_events),
+             "backfill": lambda: bench_backfill(args.backfill_hours, args.backfill_events, args.backfill_single_hours),
              "storage": lambda: bench_storage(args.storage_events, 6, args.storage_batch_events)}
     for name, step in steps.items():
         if name in wanted:

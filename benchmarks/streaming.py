@@ -320,23 +320,3 @@ def bench_sustained(rate: float, seconds: int) -> dict:
         "peak_rss_mib": rss.mib(),
         "files_per_date_partition_per_hour": round(len(files) / hours / max(1, len({f.parent for f in files}))),
     }
-
-
-def bench_startup() -> dict:
-    """spark-submit to the first completed micro-batch: cluster vs local, on a small topic."""
-    from benchmarks.synthetic import app_events, as_kafka_records
-    from utils.spark_utils import create_spark_session
-
-    settings = load_settings()
-    topic = "bench_startup_app_events"
-    spark = create_spark_session("bench-startup-load", settings, master="local[2]")
-    preload(spark, as_kafka_records(app_events(spark, 20_000, partitions=2)), topic, settings)
-    spark.stop()
-    out = {}
-    with tempfile.TemporaryDirectory(prefix="bench-start-") as tmp:
-        for name, master in (("cluster", MASTER), ("local", "local[2]")):
-            started = time.monotonic()
-            res = run_available_now("event_aggregation", {"app_events": topic}, master, Path(tmp) / name)
-            out[name] = {"submit_to_exit_s": round(time.monotonic() - started, 1),
-                         "driver_start_to_first_batch_s": res["driver_start_to_first_batch_s"]}
-    return out

@@ -35,8 +35,18 @@ RESULTS = {
     "parsing": {"records": 1000, "steps": {"parse to VARIANT": {"seconds": 2.0, "rows_per_s": 500}}},
     "sweep": {"events": 1000, "runs": [{**JOB, "setting": "defaults", "round": 1, "vs_defaults": 1.0},
                                        {**JOB, "setting": "4 Kafka partitions", "round": 2, "vs_defaults": 1.2}]},
-    "startup": {"cluster": {"submit_to_exit_s": 58, "driver_start_to_first_batch_s": 47},
-                "local": {"submit_to_exit_s": 41, "driver_start_to_first_batch_s": 31}},
+    "startup": {"launch": {"events": 5000, "rounds": 1, "runs": {
+        "before": [{"python_started": 4.5, "session_ready": 16.4, "queries_started": 21.9, "first_batch": 32.2,
+                    "first_batch_main_query": 35.0}],
+        "class path + CDS": [{"python_started": 3.0, "session_ready": 9.0, "queries_started": 12.0,
+                              "first_batch": 14.0, "first_batch_main_query": None}]},
+        "median_first_batch_s": {"before": 32.2, "class path + CDS": 14.0},
+        "median_first_batch_main_query_s": {"before": 35.0, "class path + CDS": None}},
+        "recovery": {"kills": 2, "kill_to_next_batch_s": {"before": [44.0, 50.1], "after": [25.0, None]},
+                     "median_s": {"before": 50.1, "after": 25.0}}},
+    "peer": {"events": 1000, "event_aggregation": {
+        "project": {**JOB, "batch_s_by_query": {"events_aggregated_realtime": 80.0, "quarantine": 50.0}},
+        "peer": {"rows": 5_000_000, "wall_s": 480.0, "batch_s": 70.0}, "ratio_wall": 0.8, "same_output": True}},
     "batch": {"events": 10_000_000, "session_start_s": 16.9, "spark_scan_s": 8.1,
               **{name: {"spark_s": 6.7, "duckdb_s": 0.48, "ratio": 13.8, "rows": 24, "rows_match": True}
                  for name in ("hourly_aggregate", "daily_summary", "user_segmentation")}},
@@ -62,6 +72,24 @@ def test_report_has_every_section_and_flags_failures():
     assert "| user_segmentation | 6.7 | 0.48 | 13.8 | 24 (yes) |" in text
     assert "| event_aggregation `--available-now`, rows/s in batches | 9,000 | 8,500 | 0.94 |" in text
     assert "| hourly backfill of 6 hours, wall s | 30.0 | 45.0 | 1.5 |" in text
+    assert "| before | 1 | 4.5 | 16.4 | 21.9 | 32.2 | 35.0 |" in text
+    assert "| class path + CDS | 1 | 3.0 | 9.0 | 12.0 | 14.0 | None |" in text
+    assert "| after | 25.0, None | 25.0 |" in text
+    assert ("| event_aggregation | 600.0 | 480.0 | 0.8 | 5,000,000 | 5,000,000 | events_aggregated_realtime 80.0, "
+            "quarantine 50.0 | 70.0 | yes |") in text
+
+
+def test_goals_say_met_not_met_or_not_measured():
+    stored = {area: {"git": "abc1234", "when": "2026-11-30T01:00:00+00:00", "result": RESULTS[area]}
+              for area in ("startup", "peer", "sustained")}
+    rows = "\n".join(report.md_goals(stored))
+    assert "| 14.0 | ≤ 15 s | met | git abc1234, 2026-11-30 |" in rows
+    assert "| 25.0 | ≤ 20 s | not met |" in rows
+    assert "| 0.8 | ≥ 1.0 | not met |" in rows
+    # The sustained fixture kept up at 3,560 app events/s with a p95 of 26.9 s.
+    assert "| 26.9 at 3,560 | ≤ trigger (10 s) | not met |" in rows
+    assert "| hourly backfill: one ranged run vs one application per hour (wall s) |  | faster (no threshold) | " \
+           "not measured |" in rows
 
 
 def test_summary_keeps_each_areas_newest_result_and_draws_the_plots(tmp_path, monkeypatch):

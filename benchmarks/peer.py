@@ -1,0 +1,117 @@
+"""The price of correctness: each streaming job against a *plain peer*, the same computation as a
+typical Spark user would write it from the design (`from_json` with the topic's schema, rows it
+cannot parse dropped without a reason, no quarantine; the same windows, de-duplication and
+output). The peer is a benchmark, not part of the product.
+
+Run by the bench (`make bench --only peer`) as `spark-submit benchmarks/peer.py <job>` with the
+job's own settings and sizing; it prints one JSON line with its rows and times.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from configs.spark_config import PROJECT_ROOT, load_settings, settings_for_env
+
+# The jobs that have a peer, and the query of the job it is compared with.
+PEERS = ("event_aggregation",)
+
+
+def event_aggregation_peer(spark, settings):
+    """1-minute windows per user, event type and app type over de-duplicated app events."""
+    from pyspark.sql import functions as F
+
+    from utils import transformations as X
+    from utils.spark_utils import read_kafka_stream
+
+    events = (read_kafka_stream(spark, settings.topic_app_events, settings)
+              .select(F.from_json(F.col("value").cast("string"), X.APP_EVENTS.ddl()).alias("e")).select("e.*")
+              .where(F.col("event_id").isNotNull() & F.col("event_timestamp").isNotNull()
+                     & F.col("user_id").isNotNull()))
+    windows = (events.withWatermark("event_timestamp", settings.event_aggregation_watermark)
+               .dropDuplicatesWithinWatermark(["event_id"])
+               .groupBy(F.window("event_timestamp", settings.event_aggregation_window).alias("w"),
+                        "user_id", "event_type", "app_type")
+               .agg(F.count(F.lit(1)).alias("event_count"),
+                    F.array_sort(F.collect_set("session_id")).alias("session_ids"))
+               .select(F.col("w.start").alias("window_start"), F.col("w.end").alias("window_end"),
+                       "user_id", "event_type", "app_type", "event_count", "session_ids",
+                       F.to_date("w.start").alias("event_date")))
+    return (windows.writeStream.format("parquet").partitionBy("event_date")
+            .option("path", settings.dataset_path("events_aggregated_realtime"))
+            .option("checkpointLocation", settings.checkpoint_path("peer", "events_aggregated_realtime"))
+            .trigger(availableNow=True).start())
+
+
+def main(job: str) -> int:
+    from utils.spark_utils import create_spark_session
+
+    settings = load_settings()
+    spark = create_spark_session(f"peer-{job}", settings, streaming=True)
+    started = time.monotonic()
+    query = {"event_aggregation": event_aggregation_peer}[job](spark, settings)
+    query.awaitTermination()
+    seconds = time.monotonic() - started
+    progress = query.recentProgress
+    print(json.dumps({"rows": sum(p.numInputRows for p in progress), "query_s": round(seconds, 1),
+                      "batches": len(progress),
+                      "batch_s": round(sum(p.durationMs.get("triggerExecution", 0) for p in progress) / 1000, 1)}))
+    spark.stop()
+    return 0
+
+
+def _same_output(project: Path, peer: Path) -> bool:
+    """Both wrote the same windows (the synthetic input has no malformed record)."""
+    from utils import files
+
+    keys = ["window_start", "user_id", "event_type", "app_type"]
+    cols = [*keys, "window_end", "event_count", "session_ids"]
+    frames = []
+    for root in (project, peer):
+        df = files.read_dataset(str(root / "outputs" / "events_aggregated_realtime"), load_settings())[cols]
+        df["session_ids"] = df["session_ids"].map(tuple)
+        frames.append(df.sort_values(keys).reset_index(drop=True))
+    return frames[0].equals(frames[1])
+
+
+def bench_peer(n: int) -> dict:
+    """Each job with a peer, then its peer, on the same preloaded topic of n app events, on the
+    idle cluster; the ratio project/peer of their throughput (wall time, start-up included on
+    both sides)."""
+    from benchmarks.common import MASTER, job_env, run_available_now
+    from benchmarks.streaming import bench_topics
+    from utils.launch import spark_submit_command
+
+    settings = load_settings()
+    names, _ = bench_topics(settings, n, ["app_events"])
+    out: dict = {"events": n}
+    with tempfile.TemporaryDirectory(prefix="bench-peer-") as tmp:
+        for job in PEERS:
+            project = run_available_now(job, names, MASTER, Path(tmp) / job)
+            root = Path(tmp) / f"{job}-peer"
+            root.mkdir()
+            env = job_env(root, names, MASTER)
+            cmd = spark_submit_command(Path(__file__), [job], master=MASTER, settings=settings_for_env(env))
+            started = time.monotonic()
+            done = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=True)
+            wall = time.monotonic() - started
+            peer = {**json.loads(done.stdout.strip().splitlines()[-1]), "wall_s": round(wall, 1)}
+            peer["rows_per_s_wall"] = round(peer["rows"] / wall)
+            out[job] = {"project": project, "peer": peer,
+                        "ratio_wall": round(peer["wall_s"] / project["wall_s"], 2),
+                        "same_output": _same_output(Path(tmp) / job, root)}
+    return out
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONPATH", str(PROJECT_ROOT))
+    sys.exit(main(sys.argv[1]))
