@@ -163,3 +163,60 @@ def bench_backfill(hours: int, events: int, singles: int | None = None) -> dict:
     return {"hours": hours, "events": events, "range_s": round(range_s, 1), "singles_s": round(singles_s, 1),
             "speedup": round(singles_s / range_s, 1), "outputs_identical": same,
             "singles_run": ran, "singles_estimated": ran < hours}
+
+
+def bench_small_files(events: int, days: int = 7, files_per_hour: tuple[int, ...] = (147, 25, 1)) -> dict:
+    """What many small files cost the batch jobs: `days` of enriched_events written with each
+    number of files per hour (147: what the 10 s trigger left per hour in the sustained runs;
+    25: a 1-minute trigger; 1: compacted), then the whole week's hourly backfill as one ranged
+    run and one day's daily_summary on each layout, in one run."""
+    from pyspark.sql import functions as F
+
+    from benchmarks.synthetic import app_events, as_enriched, sessions_from_events
+    from utils.launch import spark_submit_command, spark_submit_env
+    from utils.spark_utils import create_spark_session
+
+    settings = load_settings()
+    root = Path(tempfile.mkdtemp(prefix="bench-small-files-"))
+    first = datetime(2026, 11, 20, tzinfo=UTC)
+    out: dict = {"events": events, "days": days, "layouts": {}}
+    try:
+        spark = create_spark_session("bench-small-files-load", settings, master=MASTER)
+        enriched = as_enriched(app_events(spark, events, start="2026-11-20 00:00:00", span_seconds=days * 86_400))
+        enriched = enriched.withColumn("_hour", F.date_trunc("hour", "event_timestamp")).cache()
+        sessions = sessions_from_events(enriched)
+        for n in files_per_hour:
+            base = root / f"{n}" / "outputs"
+            t = time.monotonic()
+            # n files per hour: one task per hour, each writing files of at most 1/n of the hour's rows.
+            per_file = -(-events // (days * 24 * n))
+            (enriched.repartitionByRange(days * 24, "_hour").drop("_hour").write
+             .option("maxRecordsPerFile", per_file).partitionBy("event_date")
+             .parquet(str(base / "enriched_events")))
+            sessions.write.partitionBy("session_date").parquet(str(base / "clickstream_sessions"))
+            files = sum(1 for _ in (base / "enriched_events").rglob("*.parquet"))
+            out["layouts"][n] = {"files": files, "write_s": round(time.monotonic() - t, 1)}
+        spark.stop()
+
+        def run(n: int, script: str, *args: str) -> float:
+            base = root / f"{n}"
+            env = spark_submit_env({**os.environ, "OUTPUT_ROOT": str(base / "outputs"),
+                                    "STATE_ROOT": str(base / "state"), "LOG_DIR": str(base / "logs"),
+                                    "SPARK_EVENT_LOG_ENABLED": "false"})
+            cmd = spark_submit_command(PROJECT_ROOT / "jobs" / "batch" / f"{script}.py", [*args, "--force"],
+                                       master=MASTER, streaming=False)
+            t = time.monotonic()
+            subprocess.run(cmd, check=True, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+            return round(time.monotonic() - t, 1)
+
+        label = "%Y-%m-%d %H:00:00"
+        last = first + timedelta(days=days) - timedelta(hours=1)
+        for n in files_per_hour:
+            out["layouts"][n]["hourly_range_s"] = run(n, "hourly_aggregate", "--from-hour", first.strftime(label),
+                                                      "--to-hour", last.strftime(label))
+            out["layouts"][n]["daily_s"] = run(n, "daily_summary", "--target-date",
+                                               (first + timedelta(days=days // 2)).strftime("%Y-%m-%d"))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return out

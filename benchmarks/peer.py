@@ -30,11 +30,12 @@ def event_aggregation_peer(spark, settings):
     """1-minute windows per user, event type and app type over de-duplicated app events."""
     from pyspark.sql import functions as F
 
-    from utils import transformations as X
     from utils.spark_utils import read_kafka_stream
+    from utils.transforms.records import APP_EVENTS
 
     events = (read_kafka_stream(spark, settings.topic_app_events, settings)
-              .select(F.from_json(F.col("value").cast("string"), X.APP_EVENTS.ddl()).alias("e")).select("e.*")
+              .select(F.from_json(F.col("value").cast("string"), APP_EVENTS.ddl()).alias("e")).select("e.*")
+              .withColumn("event_timestamp", F.to_timestamp("event_timestamp"))
               .where(F.col("event_id").isNotNull() & F.col("event_timestamp").isNotNull()
                      & F.col("user_id").isNotNull()))
     windows = (events.withWatermark("event_timestamp", settings.event_aggregation_watermark)
@@ -102,7 +103,9 @@ def bench_peer(n: int) -> dict:
             env = job_env(root, names, MASTER)
             cmd = spark_submit_command(Path(__file__), [job], master=MASTER, settings=settings_for_env(env))
             started = time.monotonic()
-            done = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=True)
+            done = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=False)
+            if done.returncode:
+                raise RuntimeError(f"the {job} peer failed (exit {done.returncode}): {done.stderr[-3000:]}")
             wall = time.monotonic() - started
             peer = {**json.loads(done.stdout.strip().splitlines()[-1]), "wall_s": round(wall, 1)}
             peer["rows_per_s_wall"] = round(peer["rows"] / wall)

@@ -127,6 +127,21 @@ def md_startup(st: dict) -> list[str]:
             *table(["launch and restart", "kill → next committed batch s", "median s"], kills)]
 
 
+def md_latency(runs: list) -> list[str]:
+    rows = [[f"{r['target_records_per_s']:,.0f}", r["app_events_per_s"], "yes" if r["kept_up"] else "no",
+             r["drained_s_after_generator"],
+             *(f"{r['jobs'][j]['batch_ms_p50']} / {r['jobs'][j]['batch_ms_p95']}" for j in ("event_aggregation",
+                                                                                          "data_enrichment")),
+             f"{r['enriched_e2e_s']['p50']} / {r['enriched_e2e_s']['p95']} / {r['enriched_e2e_s']['max']}"]
+            for r in runs]
+    return ["**Latency with all four jobs**, each in continuous mode on the cluster (trigger "
+            f"{runs[0]['trigger_s']:.0f} s) while the generator produces at a fixed rate over the four topics; "
+            "end to end = from a row's Kafka timestamp to the commit of the micro-batch that made it readable:",
+            *table(["target records/s", "app events/s in", "both kept up", "drained after generator stop s",
+                    "event_aggregation batch p50 / p95 ms", "data_enrichment batch p50 / p95 ms",
+                    "enriched_events end to end p50 / p95 / max s"], rows)]
+
+
 def md_peer(p: dict) -> list[str]:
     rows = []
     for job, r in p.items():
@@ -167,6 +182,16 @@ def md_backfill(b: dict) -> list[str]:
             f"{'yes' if b['outputs_identical'] else 'NO'}."]
 
 
+def md_small_files(sf: dict) -> list[str]:
+    rows = [[n, r["files"], r["write_s"], r["hourly_range_s"], r["daily_s"]] for n, r in sf["layouts"].items()]
+    return [f"**Small files**: {sf['days']} days of enriched_events ({sf['events']:,} events) written with a given "
+            "number of files per hour (147: what the 10 s trigger left per hour in the sustained runs; 25: a 1-minute "
+            "trigger; 1: compacted), then on each, spark-submit on the 2-worker cluster: the week's hourly backfill "
+            "as one ranged run and one day's daily summary:",
+            *table(["files per hour", "files in all", "write s", f"hourly backfill of {sf['days'] * 24} h, s",
+                    "daily summary of one day, s"], rows)]
+
+
 def md_storage(st: dict) -> list[str]:
     s, b = st["streaming"], st["backfill"]
     rows = [["event_aggregation `--available-now`, rows/s in batches", f"{s['local']['rows_per_s_in_batches']:,}",
@@ -185,6 +210,7 @@ AREAS = {
     "generator": ("Generator", md_generator, "**Generator**"),
     "streaming": ("Streaming throughput", md_streaming, "**Streaming**"),
     "sustained": ("Sustained rate and latency", md_sustained, "**Sustained rate**"),
+    "latency": ("Latency with all four jobs", md_latency, "**Latency with all four jobs**"),
     "parsing": ("The JSON path", md_parsing, "**JSON path**"),
     "stages": ("Where the time goes", md_stages, "**Where the time goes**"),
     "sweep": ("Tuning sweep", md_sweep, "**Tuning sweep**"),
@@ -192,15 +218,20 @@ AREAS = {
     "peer": ("Price of correctness", md_peer, "**Price of correctness**"),
     "batch": ("Batch jobs against DuckDB", md_batch, "**Batch**"),
     "backfill": ("Backfill", md_backfill, "**Hourly backfill**"),
+    "small_files": ("Small files", md_small_files, "**Small files**"),
     "storage": ("Local disk against object storage", md_storage, "**Storage**"),
 }
 
 
-def _kept_up_p95(runs: list) -> tuple[float, int] | None:
-    """(micro-batch p95 s, app events/s) at the highest offered rate that kept up."""
-    kept = [r for r in runs if r["kept_up"] and r["batch_ms_p95"] is not None]
+def _latency_p95(runs: list) -> tuple[float, float, int] | None:
+    """(event_aggregation p95 s, data_enrichment p95 s, app events/s) at the highest offered rate
+    both kept up with."""
+    kept = [r for r in runs if r["kept_up"] and all(j["batch_ms_p95"] for j in r["jobs"].values())]
     best = max(kept, key=lambda r: r["app_events_per_s"], default=None)
-    return (best["batch_ms_p95"] / 1000, best["app_events_per_s"]) if best else None
+    if not best:
+        return None
+    return (best["jobs"]["event_aggregation"]["batch_ms_p95"] / 1000,
+            best["jobs"]["data_enrichment"]["batch_ms_p95"] / 1000, best["app_events_per_s"])
 
 
 # The goals of the figures users feel (issue 25): label, area, figure from the area's result
@@ -212,8 +243,9 @@ GOALS = [
      lambda r: r["recovery"]["median_s"]["after"], "≤ 20 s", lambda v: v <= 20),
     ("price of correctness: event_aggregation throughput / its plain peer's", "peer",
      lambda r: r["event_aggregation"]["ratio_wall"], "≥ 1.0", lambda v: v >= 1.0),
-    ("micro-batch p95 at the highest rate that kept up, event_aggregation alone (s; app events/s)", "sustained",
-     lambda r: _kept_up_p95(r), "≤ trigger (10 s)", lambda v: v[0] <= 10),
+    ("micro-batch p95 at the highest rate both kept up, all four jobs running: event_aggregation, "
+     "data_enrichment (s; app events/s)", "latency", lambda r: _latency_p95(r), "≤ trigger (10 s)",
+     lambda v: max(v[0], v[1]) <= 10),
     ("hourly backfill: one ranged run vs one application per hour (wall s)", "backfill",
      lambda r: f"{r['hours']} h: {r['range_s']} vs {r['singles_s']}"
                + (" (estimated)" if r.get("singles_estimated") else ""),
@@ -228,7 +260,8 @@ def md_goals(results: dict[str, dict]) -> list[str]:
         record = results.get(area)
         value = figure(record["result"]) if record else None
         verdict = "not measured" if value is None else {True: "met", False: "not met", None: "—"}[met(value)]
-        shown = (f"{value[0]:.1f} at {value[1]:,}" if isinstance(value, tuple) else value) if value is not None else ""
+        shown = (f"{value[0]:.1f}, {value[1]:.1f} at {value[2]:,}" if isinstance(value, tuple) else value) \
+            if value is not None else ""
         rows.append([label, shown, goal, verdict, f"git {record['git']}, {record['when'][:10]}" if record else ""])
     return table(["figure", "measured", "goal", "", "run"], rows)
 
@@ -320,7 +353,7 @@ def write_summary() -> str:
               if (RESULTS / f"{area}.json").exists()}
     lines += ["", "## What users feel: the goals", "",
               "From the newest result of each area "
-              "(`make bench BENCH_ARGS=\"--only startup,peer,latency,backfill\"`; latency = the sustained area):",
+              "(`make bench BENCH_ARGS=\"--only startup,peer,latency,backfill\"`):",
               *md_goals(stored)]
     for area, (title, render, label) in AREAS.items():
         lines += ["", f"## {title}", ""]

@@ -14,7 +14,9 @@ rewritten from the stored results (benchmarks/report.py).
   parsing     each step of the JSON path (parse, validation, extraction) over cached records
   stages      each streaming job again with Spark's event log and the executors under Java Flight
               Recorder: executor time per query and stage, and per component of the code
-  sustained   (or latency) event_aggregation in continuous mode at fixed generator rates
+  sustained   event_aggregation alone in continuous mode at fixed generator rates
+  latency     all four streaming jobs at fixed generator rates: event_aggregation's and
+              data_enrichment's micro-batch p95, enriched rows' end-to-end latency
   startup     spark-submit -> first committed batch phase by phase, and driver SIGKILL -> next
               committed batch under the orchestrator; each start-up lever against its absence
   peer        each job with a plain peer (benchmarks/peer.py) against it on the same topic
@@ -23,6 +25,8 @@ rewritten from the stored results (benchmarks/report.py).
               the same on the same files; session start-up separately
   backfill    an hourly backfill (--backfill-hours, default 24) as one ranged run against one
               run per hour (--backfill-single-hours: time only that many, estimate the rest)
+  small_files a week of enriched_events with 147, 25 and 1 files per hour: the week's hourly
+              backfill and one day's daily summary on each
   storage     event_aggregation and an hourly backfill with the data on local disk and on S3
               (the stack's S3-compatible server), in one run
 """
@@ -36,8 +40,9 @@ import sys
 from datetime import UTC, datetime
 
 from benchmarks import report
-from benchmarks.batch import bench_backfill, bench_batch
+from benchmarks.batch import bench_backfill, bench_batch, bench_small_files
 from benchmarks.common import git_revision, machine
+from benchmarks.latency import bench_latency
 from benchmarks.peer import bench_peer
 from benchmarks.startup import bench_recovery, bench_startup
 from benchmarks.storage import bench_storage
@@ -78,14 +83,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--startup-rounds", type=int, default=2)
     parser.add_argument("--recovery-kills", type=int, default=2)
     parser.add_argument("--peer-events", type=int, default=1_000_000)
-    parser.add_argument("--only", default="generator,parsing,streaming,stages,sustained,startup,peer,batch,"
-                                          "backfill,storage",
-                        help="areas, comma-separated (latency: the sustained area)")
+    parser.add_argument("--only", default="generator,parsing,streaming,stages,sustained,latency,startup,peer,"
+                                          "batch,backfill,small_files,storage",
+                        help="areas, comma-separated")
+    parser.add_argument("--latency-rates", default="2000,4000",
+                        help="generator records/s for the latency runs (all four jobs; comma-separated)")
+    parser.add_argument("--latency-seconds", type=int, default=120)
+    parser.add_argument("--small-files-events", type=int, default=1_000_000)
     args = parser.parse_args(argv)
     stack.up()
     results: dict = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
                      "command": "make bench " + " ".join(argv or sys.argv[1:])}
-    wanted = ["sustained" if w == "latency" else w for w in args.only.split(",")]
+    wanted = args.only.split(",")
     steps = {"generator": lambda: bench_generator(args.generator_events),
              "streaming": lambda: bench_streaming(args.events, args.streaming_topics.split(",")),
              "stages": lambda: bench_stages(args.stages_events, args.streaming_topics.split(",")),
@@ -96,8 +105,11 @@ def main(argv: list[str] | None = None) -> int:
              "startup": lambda: {"launch": bench_startup(args.startup_rounds),
                                  "recovery": bench_recovery(args.recovery_kills)},
              "peer": lambda: bench_peer(args.peer_events),
+             "latency": lambda: [bench_latency(float(r), args.latency_seconds)
+                                 for r in args.latency_rates.split(",")],
              "batch": lambda: bench_batch(args.batch_events),
              "backfill": lambda: bench_backfill(args.backfill_hours, args.backfill_events, args.backfill_single_hours),
+             "small_files": lambda: bench_small_files(args.small_files_events),
              "storage": lambda: bench_storage(args.storage_events, 6, args.storage_batch_events)}
     for name, step in steps.items():
         if name in wanted:
