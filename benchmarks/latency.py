@@ -33,10 +33,9 @@ def commit_latencies(dataset: Path, since: float) -> list[float]:
     log = dataset / "_spark_metadata"
     seen: set[str] = set()
     out: list[float] = []
-    entries = sorted(log.iterdir(), key=lambda p: int(p.name.split(".")[0])) if log.exists() else []
-    for entry in entries:
-        if not entry.name.split(".")[0].isdigit():
-            continue
+    # Batch entries are "<id>" or "<id>.compact"; checksums (".<id>.crc") and temporary files are not.
+    entries = [p for p in log.iterdir() if p.name.split(".")[0].isdigit()] if log.exists() else []
+    for entry in sorted(entries, key=lambda p: int(p.name.split(".")[0])):
         committed = entry.stat().st_mtime
         for line in entry.read_text().splitlines()[1:]:
             path = json.loads(line)["path"]

@@ -262,6 +262,7 @@ def test_commit_latency_counts_each_file_once_from_its_batchs_commit(tmp_path):
         part = tmp_path / f"part-{i}.parquet"
         pq.write_table(pa.table({"kafka_timestamp": pa.array(
             [datetime.fromtimestamp(t, UTC) for t in stamps], pa.timestamp("us", tz="UTC"))}), part)
+    (log / ".0.crc").write_bytes(b"checksum, not an entry")
     entries = {"0": ["part-0"], "1.compact": ["part-0", "part-1"]}  # a compaction repeats batch 0's file
     for n, (name, parts) in enumerate(entries.items()):
         (log / name).write_text("v1\n" + "".join(json.dumps({"path": f"file://{tmp_path}/{p}.parquet"}) + "\n"
