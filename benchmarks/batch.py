@@ -165,11 +165,13 @@ def bench_backfill(hours: int, events: int, singles: int | None = None) -> dict:
             "singles_run": ran, "singles_estimated": ran < hours}
 
 
-def bench_small_files(events: int, days: int = 7, files_per_hour: tuple[int, ...] = (147, 25, 1)) -> dict:
+def bench_small_files(events: int, days: int = 7, files_per_hour: tuple[int, ...] = (147, 25, 1),
+                      hours: int = 6) -> dict:
     """What many small files cost the batch jobs: `days` of enriched_events written with each
     number of files per hour (147: what the 10 s trigger left per hour in the sustained runs;
-    25: a 1-minute trigger; 1: compacted), then the whole week's hourly backfill as one ranged
-    run and one day's daily_summary on each layout, in one run."""
+    25: a 1-minute trigger; 1: compacted), then on each layout, in one run, an hourly backfill of
+    `hours` hours of the last day (one ranged run: each hour reads the dataset, a week of files
+    there) and the last day's daily_summary."""
     from pyspark.sql import functions as F
 
     from benchmarks.synthetic import app_events, as_enriched, sessions_from_events
@@ -211,12 +213,13 @@ def bench_small_files(events: int, days: int = 7, files_per_hour: tuple[int, ...
             return round(time.monotonic() - t, 1)
 
         label = "%Y-%m-%d %H:00:00"
-        last = first + timedelta(days=days) - timedelta(hours=1)
+        last_day = first + timedelta(days=days - 1)
+        out["hours"] = hours
         for n in files_per_hour:
-            out["layouts"][n]["hourly_range_s"] = run(n, "hourly_aggregate", "--from-hour", first.strftime(label),
-                                                      "--to-hour", last.strftime(label))
-            out["layouts"][n]["daily_s"] = run(n, "daily_summary", "--target-date",
-                                               (first + timedelta(days=days // 2)).strftime("%Y-%m-%d"))
+            out["layouts"][n]["hourly_range_s"] = run(
+                n, "hourly_aggregate", "--from-hour", (last_day + timedelta(hours=12)).strftime(label),
+                "--to-hour", (last_day + timedelta(hours=11 + hours)).strftime(label))
+            out["layouts"][n]["daily_s"] = run(n, "daily_summary", "--target-date", last_day.strftime("%Y-%m-%d"))
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return out

@@ -39,7 +39,7 @@ RESULTS = {
                           "data_enrichment": {"batches": 11, "batch_ms_p50": 7000, "batch_ms_p95": 12500,
                                               "processed_app_events_per_s": 1100}},
                  "enriched_e2e_s": {"rows": 130000, "p50": 12.1, "p95": 21.0, "max": 30.2}}],
-    "small_files": {"events": 1000, "days": 7, "layouts": {
+    "small_files": {"events": 1000, "days": 7, "hours": 6, "layouts": {
         "147": {"files": 24696, "write_s": 90.0, "hourly_range_s": 120.5, "daily_s": 30.1},
         "1": {"files": 168, "write_s": 20.0, "hourly_range_s": 40.2, "daily_s": 15.0}}},
     "parsing": {"records": 1000, "steps": {"parse to VARIANT": {"seconds": 2.0, "rows_per_s": 500}}},
@@ -83,7 +83,7 @@ def test_report_has_every_section_and_flags_failures():
     assert "| event_aggregation `--available-now`, rows/s in batches | 9,000 | 8,500 | 0.94 |" in text
     assert "| hourly backfill of 6 hours, wall s | 30.0 | 45.0 | 1.5 |" in text
     assert "| 2,000 | 1,150 | yes | 8.0 | 6000 / 9500 | 7000 / 12500 | 12.1 / 21.0 / 30.2 |" in text
-    assert "| 147 | 24,696 | 90.0 | 120.5 | 30.1 |" in text and "hourly backfill of 168 h, s" in text
+    assert "| 147 | 24,696 | 90.0 | 120.5 | 30.1 |" in text and "hourly backfill of 6 h, s" in text
     assert "| before | 1 | 4.5 | 16.4 | 21.9 | 32.2 | 35.0 |" in text
     assert "| class path + CDS | 1 | 3.0 | 9.0 | 12.0 | 14.0 | None |" in text
     assert "| after | 25.0, None | 25.0 |" in text
@@ -100,6 +100,9 @@ def test_goals_say_met_not_met_or_not_measured():
     assert "| 0.8 | ≥ 1.0 | not met |" in rows
     # Both kept up at 1,150 app events/s; data_enrichment's p95 is above the trigger.
     assert "| 9.5, 12.5 at 1,150 | ≤ trigger (10 s) | not met |" in rows
+    behind = {**stored, "latency": {**stored["latency"], "result": [{**RESULTS["latency"][0], "kept_up": False}]}}
+    assert "| kept up at none of the rates (lowest 1,150 app events/s) | ≤ trigger (10 s) | not met |" in "\n".join(
+        report.md_goals(behind))
     assert "| hourly backfill: one ranged run vs one application per hour (wall s) |  | faster (no threshold) | " \
            "not measured |" in rows
 
