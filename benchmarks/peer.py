@@ -23,7 +23,12 @@ if __name__ == "__main__":
 from configs.spark_config import PROJECT_ROOT, load_settings, settings_for_env
 
 # The jobs that have a peer, and the query of the job it is compared with.
-PEERS = ("event_aggregation",)
+PEERS = ("event_aggregation", "data_enrichment")
+# What each peer's output is compared on with the job's (dataset, sort keys, columns).
+COMPARED = {"event_aggregation": ("events_aggregated_realtime", ["window_start", "user_id", "event_type", "app_type"],
+                                  ["window_end", "event_count", "session_ids"]),
+            "data_enrichment": ("enriched_events", ["event_id"],
+                                ["user_id", "event_type", "app_type", "event_timestamp", "kafka_offset", "user_known"])}
 
 
 def event_aggregation_peer(spark, settings):
@@ -53,13 +58,51 @@ def event_aggregation_peer(spark, settings):
             .trigger(availableNow=True).start())
 
 
+def data_enrichment_peer(spark, settings):
+    """De-duplicated app events joined with the user master (left), flattened, by event_date."""
+    from pyspark.sql import functions as F
+
+    from utils.spark_utils import read_kafka_stream
+    from utils.transforms.records import APP_EVENTS
+
+    location = settings.user_master_path
+    master = (spark.read.option("header", "true").csv(location) if location.endswith(".csv")
+              else spark.read.parquet(location))
+    users = master.select("user_id", "plan", F.to_date("signup_date").alias("signup_date"),
+                          F.col("country").alias("user_country"), F.lit(True).alias("user_known")
+                          ).dropDuplicates(["user_id"])
+    events = (read_kafka_stream(spark, settings.topic_app_events, settings)
+              .select(F.from_json(F.col("value").cast("string"), APP_EVENTS.ddl()).alias("e"),
+                      F.col("topic").alias("kafka_topic"), F.col("partition").alias("kafka_partition"),
+                      F.col("offset").alias("kafka_offset"), F.col("timestamp").alias("kafka_timestamp"))
+              .select("e.*", "kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp")
+              .withColumn("event_timestamp", F.to_timestamp("event_timestamp"))
+              .where(F.col("event_id").isNotNull() & F.col("event_timestamp").isNotNull()
+                     & F.col("user_id").isNotNull()))
+    enriched = (events.withWatermark("event_timestamp", settings.enrichment_watermark)
+                .dropDuplicatesWithinWatermark(["event_id"])
+                .join(users, "user_id", "left")
+                .select("event_id", "event_type", "user_id", "session_id", "app_type", "event_timestamp",
+                        F.col("device.type").alias("device_type"), F.col("device.os").alias("device_os"),
+                        F.col("device.model").alias("device_model"), F.col("location.country").alias("country"),
+                        F.col("location.city").alias("city"), "properties", "revenue",
+                        F.coalesce("user_known", F.lit(False)).alias("user_known"), "plan", "signup_date",
+                        "user_country", F.lit(None).cast("string").alias("segment"), "kafka_topic",
+                        "kafka_partition", "kafka_offset", "kafka_timestamp",
+                        F.to_date("event_timestamp").alias("event_date")))
+    return (enriched.writeStream.format("parquet").partitionBy("event_date")
+            .option("path", settings.dataset_path("enriched_events"))
+            .option("checkpointLocation", settings.checkpoint_path("peer", "enriched_events"))
+            .trigger(availableNow=True).start())
+
+
 def main(job: str) -> int:
     from utils.spark_utils import create_spark_session
 
     settings = load_settings()
     spark = create_spark_session(f"peer-{job}", settings, streaming=True)
     started = time.monotonic()
-    query = {"event_aggregation": event_aggregation_peer}[job](spark, settings)
+    query = {"event_aggregation": event_aggregation_peer, "data_enrichment": data_enrichment_peer}[job](spark, settings)
     query.awaitTermination()
     seconds = time.monotonic() - started
     progress = query.recentProgress
@@ -70,16 +113,16 @@ def main(job: str) -> int:
     return 0
 
 
-def _same_output(project: Path, peer: Path) -> bool:
-    """Both wrote the same windows (the synthetic input has no malformed record)."""
+def _same_output(job: str, project: Path, peer: Path) -> bool:
+    """Both wrote the same rows (the synthetic input has no malformed record)."""
     from utils import files
 
-    keys = ["window_start", "user_id", "event_type", "app_type"]
-    cols = [*keys, "window_end", "event_count", "session_ids"]
+    dataset, keys, cols = COMPARED[job]
     frames = []
     for root in (project, peer):
-        df = files.read_dataset(str(root / "outputs" / "events_aggregated_realtime"), load_settings())[cols]
-        df["session_ids"] = df["session_ids"].map(tuple)
+        df = files.read_dataset(str(root / "outputs" / dataset), load_settings())[keys + cols]
+        if "session_ids" in cols:
+            df["session_ids"] = df["session_ids"].map(tuple)
         frames.append(df.sort_values(keys).reset_index(drop=True))
     return frames[0].equals(frames[1])
 
@@ -100,6 +143,8 @@ def bench_peer(n: int) -> dict:
             project = run_available_now(job, names, MASTER, Path(tmp) / job)
             root = Path(tmp) / f"{job}-peer"
             root.mkdir()
+            # The same user master as the job's (run_available_now writes it in the job's folder).
+            (root / "users.csv").write_text((Path(tmp) / job / "users.csv").read_text())
             env = job_env(root, names, MASTER)
             cmd = spark_submit_command(Path(__file__), [job], master=MASTER, settings=settings_for_env(env))
             started = time.monotonic()
@@ -111,7 +156,7 @@ def bench_peer(n: int) -> dict:
             peer["rows_per_s_wall"] = round(peer["rows"] / wall)
             out[job] = {"project": project, "peer": peer,
                         "ratio_wall": round(peer["wall_s"] / project["wall_s"], 2),
-                        "same_output": _same_output(Path(tmp) / job, root)}
+                        "same_output": _same_output(job, Path(tmp) / job, root)}
     return out
 
 
