@@ -156,7 +156,7 @@ def md_peer(p: dict) -> list[str]:
             f"over the same {p['events']:,} synthetic app events, one after the other on the idle cluster; "
             "ratio = peer wall / project wall (above 1: the project is faster):",
             *table(["job", "project wall s", "peer wall s", "ratio", "project rows read", "peer rows read",
-                    "project batch s per query", "peer batch s", "same windows"], rows)]
+                    "project batch s per query", "peer batch s", "same output"], rows)]
 
 
 def md_batch(b: dict) -> list[str]:
@@ -241,8 +241,8 @@ GOALS = [
      lambda r: r["launch"]["median_first_batch_s"]["class path + CDS"], "≤ 15 s", lambda v: v <= 15),
     ("driver SIGKILL → next committed batch under the orchestrator (median, s)", "startup",
      lambda r: r["recovery"]["median_s"]["after"], "≤ 20 s", lambda v: v <= 20),
-    ("price of correctness: event_aggregation throughput / its plain peer's", "peer",
-     lambda r: r["event_aggregation"]["ratio_wall"], "≥ 1.0", lambda v: v >= 1.0),
+    ("price of correctness: throughput of a job / its plain peer's, the lowest over the jobs with a peer", "peer",
+     lambda r: min(v["ratio_wall"] for v in r.values() if isinstance(v, dict)), "≥ 1.0", lambda v: v >= 1.0),
     ("micro-batch p95 at the highest rate both kept up, all four jobs running: event_aggregation, "
      "data_enrichment (s; app events/s)", "latency", lambda r: _latency_p95(r), "≤ trigger (10 s)",
      lambda v: isinstance(v, tuple) and max(v[0], v[1]) <= 10),
