@@ -10,7 +10,6 @@ job's own settings and sizing; it prints one JSON line with its rows and times.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -161,5 +160,4 @@ def bench_peer(n: int) -> dict:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONPATH", str(PROJECT_ROOT))
     sys.exit(main(sys.argv[1]))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import requests
 
-from benchmarks.common import MAIN_QUERY, MASTER, job_env, logged_at
+from benchmarks.common import MAIN_QUERY, MASTER, job_env, logged_at, percentile
 from configs.spark_config import PROJECT_ROOT, load_settings, settings_for_env
 from tools import stack
 
@@ -101,8 +101,7 @@ def bench_startup(rounds: int = 2, events: int = 5000) -> dict:
 
 
 def _median(values: list[float | None]) -> float | None:
-    got = sorted(v for v in values if v is not None)
-    return got[len(got) // 2] if got else None
+    return percentile([v for v in values if v is not None], 0.5)
 
 
 def _status(port: int) -> dict:

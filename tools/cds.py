@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 import psutil
 
 from configs.spark_config import PROJECT_ROOT, TOPICS, load_settings, settings_for_env
-from utils.launch import cds_archives, spark_submit_command, spark_submit_env
+from utils.launch import cds_archives, java_binary, spark_submit_command, spark_submit_env
 
 TRAINING_APP_EVENTS = 400
 # A system property that tells the training's driver and executor JVMs apart in `ps`.
@@ -61,8 +60,7 @@ def _dump(role: str, path: Path) -> None:
     pids = [p.pid for p in psutil.process_iter(["cmdline"]) if marker in (p.info["cmdline"] or ())]
     if len(pids) != 1:
         raise RuntimeError(f"CDS training: expected one {role} JVM, found {len(pids)}")
-    java = Path(os.environ.get("JAVA_HOME", "")) / "bin" / "java"
-    jcmd = (java if java.is_file() else Path(shutil.which("java") or "java").resolve()).parent / "jcmd"
+    jcmd = java_binary().parent / "jcmd"
     done = subprocess.run([str(jcmd), str(pids[0]), "VM.cds", "dynamic_dump", str(path)],
                           capture_output=True, text=True, timeout=300, check=False)
     if done.returncode != 0 or not path.is_file():

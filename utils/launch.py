@@ -35,12 +35,17 @@ def class_path(settings: Settings) -> list[str]:
     return connector_jars(settings) + (s3_jars(settings) if settings.uses_object_store else [])
 
 
+def java_binary() -> Path:
+    """The `java` that spark-submit and the workers start: JAVA_HOME's, else the one on PATH."""
+    home = os.environ.get("JAVA_HOME")
+    return (Path(home) / "bin" / "java") if home else Path(shutil.which("java") or "java").resolve()
+
+
 def cds_archives(settings: Settings) -> dict[str, Path]:
     """The class-data-sharing archives for this class path, Spark and Java: {"driver": path,
     "executor": path}. An archive only fits the class path and JVM it was recorded with, so the
     name carries a key of both: a job with other jars (S3A) or another Java looks for its own."""
-    java = os.environ.get("JAVA_HOME") or shutil.which("java") or "java"
-    identity = "\n".join([str(spark_home()), str(Path(java).resolve()), *class_path(settings)])
+    identity = "\n".join([str(spark_home()), str(java_binary().resolve()), *class_path(settings)])
     key = hashlib.sha256(identity.encode()).hexdigest()[:12]
     return {role: settings.spark_cds_dir / f"{role}-{key}.jsa" for role in ("driver", "executor")}
 
