@@ -83,6 +83,12 @@ MAIN_QUERY = {"event_aggregation": "events_aggregated_realtime", "data_enrichmen
               "clickstream_analysis": "clickstream_sessions", "cdc_transformation": "cdc_transformed"}
 
 
+def batches_in(log: Path, query: str) -> list[dict]:
+    """The `batch progress` records of one query in a job's JSON log, oldest first ([] before any)."""
+    lines = log.read_text().splitlines() if log.exists() else []
+    return [r for r in map(json.loads, lines) if r.get("message") == "batch progress" and r["query_name"] == query]
+
+
 def run_available_now(job: str, topics: dict[str, str], master: str, root: Path,
                       settings_env: dict[str, str] | None = None) -> dict:
     """One streaming job under spark-submit with --available-now over `topics`, in folders of its own

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from benchmarks.common import MAIN_QUERY, MASTER, RECORDS_PER_APP_EVENT, job_env, logged_at, percentile
+from benchmarks.common import MAIN_QUERY, MASTER, RECORDS_PER_APP_EVENT, batches_in, job_env, logged_at, percentile
 from configs.spark_config import PROJECT_ROOT, TOPICS, duration_seconds, load_settings, settings_for_env
 from tools import stack
 
@@ -67,10 +67,7 @@ def bench_latency(rate: float, seconds: int) -> dict:
                    capture_output=True)
 
     def batches(job: str) -> list[dict]:
-        log = root / "logs" / f"{job}.log"
-        lines = log.read_text().splitlines() if log.exists() else []
-        return [r for r in map(json.loads, lines) if r.get("message") == "batch progress"
-                and r["query_name"] == MAIN_QUERY[job]]
+        return batches_in(root / "logs" / f"{job}.log", MAIN_QUERY[job])
 
     procs = {}
     try:

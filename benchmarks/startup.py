@@ -20,7 +20,7 @@ from pathlib import Path
 
 import requests
 
-from benchmarks.common import MAIN_QUERY, MASTER, job_env, logged_at, percentile
+from benchmarks.common import MAIN_QUERY, MASTER, batches_in, job_env, logged_at, percentile
 from configs.spark_config import PROJECT_ROOT, load_settings, settings_for_env
 from tools import stack
 
@@ -110,8 +110,7 @@ def _status(port: int) -> dict:
 
 def _last_batch(log: Path) -> tuple[int, float]:
     """(batch id, log time) of the main query's newest committed batch; (-1, 0) before the first."""
-    batches = [r for r in _records(log) if r.get("message") == "batch progress"
-               and r.get("query_name") == MAIN_QUERY[JOB]]
+    batches = batches_in(log, MAIN_QUERY[JOB])
     return (batches[-1]["batch_id"], logged_at(batches[-1]).timestamp()) if batches else (-1, 0.0)
 
 

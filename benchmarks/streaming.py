@@ -19,6 +19,7 @@ from benchmarks.common import (
     MASTER,
     RECORDS_PER_APP_EVENT,
     PeakRss,
+    batches_in,
     job_env,
     logged_at,
     percentile,
@@ -272,9 +273,7 @@ def bench_sustained(rate: float, seconds: int) -> dict:
     log_file = root / "logs" / "event_aggregation.log"
 
     def batches() -> list[dict]:
-        lines = log_file.read_text().splitlines() if log_file.exists() else []
-        return [r for r in map(json.loads, lines) if r.get("message") == "batch progress"
-                and r["query_name"] == "events_aggregated_realtime"]
+        return batches_in(log_file, "events_aggregated_realtime")
 
     cmd = spark_submit_command(PROJECT_ROOT / "jobs" / "streaming" / "event_aggregation.py", [], master=MASTER)
     with PeakRss(driver="jobs/streaming/event_aggregation.py", executor="CoarseGrainedExecutorBackend") as rss, \
