@@ -169,9 +169,8 @@ def with_json_validation(df: DataFrame, spec: RecordSpec) -> DataFrame:
     )
 
 
-def to_quarantine(df: DataFrame) -> DataFrame:
-    """Invalid records in the quarantine layout of CONTRACT §2 (plus the raw bytes, base64)."""
-    require_columns(df, "topic", "partition", "offset", "timestamp", "value", "_error")
+def quarantine_columns() -> list[Column]:
+    """A validated row in the quarantine layout of CONTRACT §2 (plus the raw bytes, base64)."""
     columns = {
         "topic": F.col("topic"),
         "partition": F.col("partition"),
@@ -183,8 +182,13 @@ def to_quarantine(df: DataFrame) -> DataFrame:
         "raw_value_base64": F.base64(F.col("value")),
         "quarantine_date": F.to_date(F.col("timestamp")),
     }
-    order = (*QUARANTINE_COLUMNS, *QUARANTINE_EXTRA_COLUMNS)
-    return df.filter(F.col("_error").isNotNull()).select(*(columns[c].alias(c) for c in order))
+    return [columns[c].alias(c) for c in (*QUARANTINE_COLUMNS, *QUARANTINE_EXTRA_COLUMNS)]
+
+
+def to_quarantine(df: DataFrame) -> DataFrame:
+    """Invalid records in the quarantine layout (`quarantine_columns`)."""
+    require_columns(df, "topic", "partition", "offset", "timestamp", "value", "_error")
+    return df.filter(F.col("_error").isNotNull()).select(*quarantine_columns())
 
 
 def filter_valid_records(df: DataFrame) -> DataFrame:
