@@ -34,41 +34,24 @@ QUARANTINE = "_quarantine"
 SINK = "_sink"
 
 
-def _epoch():
-    return F.timestamp_seconds(F.lit(0))
-
-
-def split_validated(checked: DataFrame, extract: Callable[..., DataFrame], *, key: str, event_time: str,
-                    watermark: str, partitions: int) -> tuple[DataFrame, DataFrame]:
+def split_validated(checked: DataFrame, extract: Callable[..., DataFrame], *,
+                    partitions: int) -> tuple[DataFrame, DataFrame]:
     """(the valid rows as `extract` gives them, the quarantine rows) of a validated stream,
-    computed once per micro-batch for both. Observes `consumed` (records, quarantined).
-
-    The valid rows come with the watermark on `event_time` and already partitioned by `key`, as
-    a de-duplication on `key` needs them: the one shuffle is the one it would have had anyway.
-    """
-    valid_row = F.col("_error").isNull()
-    tagged = checked.withColumn(QUARANTINE, F.when(~valid_row, F.struct(*quarantine_columns())))
+    computed once per micro-batch for both. Observes `consumed` (records, quarantined)."""
+    invalid = F.col("_error").isNotNull()
+    tagged = checked.withColumn(QUARANTINE, F.when(invalid, F.struct(*quarantine_columns())))
     rows = extract(tagged, keep=[QUARANTINE])
     row_quarantine = F.col(f"{ROW}.{QUARANTINE}")
     shared = (
-        rows.select(
-            F.when(F.col(QUARANTINE).isNull(), F.col(key)).alias(key),
-            # A quarantined row's time is the epoch: it never moves the watermark.
-            F.when(F.col(QUARANTINE).isNull(), F.col(event_time)).otherwise(_epoch()).alias(event_time),
-            F.struct(*(c for c in rows.columns if c not in (key, event_time))).alias(ROW))
-        .withWatermark(event_time, watermark)
-        .repartition(partitions, key)
+        rows.select(F.struct(*rows.columns).alias(ROW))
+        .repartition(partitions, F.col(f"{ROW}.kafka_partition"), F.col(f"{ROW}.kafka_offset"))
         # The per-batch counts; and filters are not pushed below an observation, so both
         # branches keep the same plan up to here.
         .observe("consumed", F.count(F.lit(1)).alias("records"),
                  F.count(row_quarantine).alias("quarantined"))
     )
-    valid = shared.where(row_quarantine.isNull()).select(key, event_time, f"{ROW}.*").drop(QUARANTINE)
-    # `key IS NULL AND event_time = epoch` holds for every quarantined row; saying it makes this
-    # branch read the same columns of the shuffle as the valid one, which is what lets Spark
-    # compute the shuffle once for both.
-    quarantine = (shared.where(row_quarantine.isNotNull() & F.col(key).isNull() & (F.col(event_time) == _epoch()))
-                  .select(f"{ROW}.{QUARANTINE}.*"))
+    valid = shared.where(row_quarantine.isNull()).select(f"{ROW}.*").drop(QUARANTINE)
+    quarantine = shared.where(row_quarantine.isNotNull()).select(f"{ROW}.{QUARANTINE}.*")
     return valid, quarantine
 
 

@@ -17,47 +17,38 @@ from pyspark.sql import functions as F
 
 from configs.spark_config import Settings
 from utils import transformations as X
-from utils.fanout import FileSink, split_validated, start_file_sinks, tagged_union
-from utils.spark_utils import read_kafka_stream
-from utils.streaming_job import QuerySpec, run_streaming_job
+from utils.spark_utils import read_kafka_stream, write_parquet_stream
+from utils.streaming_job import QuerySpec, quarantine_query, run_streaming_job
 
 JOB = "clickstream_analysis"
 DATASET = "clickstream_sessions"
-QUARANTINE = "quarantine"
 
 
-def build_sessions(clicks: DataFrame, *, gap: str) -> DataFrame:
-    """Valid clicks (extracted, watermarked, partitioned by click_id: `split_validated`) ->
-    closed sessions."""
-    deduped = clicks.dropDuplicatesWithinWatermark(["click_id"])
+def build_sessions(checked: DataFrame, *, gap: str, watermark: str) -> DataFrame:
+    clicks = checked.transform(X.filter_valid_records).transform(X.extract_clicks)
+    deduped = X.remove_duplicates(clicks, id_cols=["click_id"], time_col="event_timestamp",
+                                  watermark=watermark)
     deduped = deduped.observe("deduplicated", F.count(F.lit(1)).alias("clicks"))
     return X.sessionize_clicks(deduped, gap=gap)
 
 
-def outputs(raw: DataFrame, settings: Settings) -> dict[str, DataFrame]:
-    """Kafka rows of clickstream -> the sessions and the quarantine, from one read of each record."""
-    checked = raw.transform(X.with_json_validation, X.CLICKSTREAM_SPEC)
-    clicks, quarantine = split_validated(checked, X.extract_clicks, key="click_id",
-                                         event_time="event_timestamp",
-                                         watermark=settings.clickstream_watermark,
-                                         partitions=settings.spark_shuffle_partitions)
-    return {DATASET: build_sessions(clicks, gap=settings.clickstream_session_gap),
-            QUARANTINE: quarantine}
-
-
-def sinks(settings: Settings) -> list[FileSink]:
-    return [FileSink(DATASET, settings.dataset_path(DATASET), ["session_date"]),
-            FileSink(QUARANTINE, settings.quarantine_path("clickstream"), ["quarantine_date"])]
-
-
 def build(spark: SparkSession, settings: Settings, available_now: bool) -> list[QuerySpec]:
-    def start():
+    def checked() -> DataFrame:
         raw = read_kafka_stream(spark, settings.topic_clickstream, settings)
-        return start_file_sinks(tagged_union(outputs(raw, settings)), sinks(settings),
-                                checkpoint_location=settings.checkpoint_path(JOB, "clickstream_topic"),
-                                query_name=DATASET, settings=settings, available_now=available_now)
+        return raw.transform(X.with_json_validation, X.CLICKSTREAM_SPEC)
 
-    return [QuerySpec(DATASET, start)]
+    def start_sessions():
+        sessions = build_sessions(X.count_records(checked(), "consumed"),
+                                  gap=settings.clickstream_session_gap,
+                                  watermark=settings.clickstream_watermark)
+        return write_parquet_stream(
+            sessions, path=settings.dataset_path(DATASET),
+            checkpoint_location=settings.checkpoint_path(JOB, DATASET), query_name=DATASET,
+            settings=settings, partition_by=["session_date"], available_now=available_now)
+
+    return [QuerySpec(DATASET, start_sessions),
+            quarantine_query(checked, topic="clickstream", job=JOB, settings=settings,
+                             available_now=available_now)]
 
 
 if __name__ == "__main__":

@@ -27,10 +27,10 @@ DATASET = "events_aggregated_realtime"
 QUARANTINE = "quarantine"
 
 
-def aggregate_events(events: DataFrame, *, window: str) -> DataFrame:
-    """Valid app events (extracted, watermarked, partitioned by event_id: `split_validated`) ->
-    closed 1-minute windows."""
-    deduped = events.dropDuplicatesWithinWatermark(["event_id"])
+def aggregate_events(events: DataFrame, *, window: str, watermark: str) -> DataFrame:
+    """Valid app events (extracted) -> closed 1-minute windows (the job's whole transformation)."""
+    deduped = X.remove_duplicates(events, id_cols=["event_id"], time_col="event_timestamp",
+                                  watermark=watermark)
     deduped = deduped.observe("deduplicated", F.count(F.lit(1)).alias("events"))
     return X.aggregate_by_user_window(deduped, time_col="event_timestamp", window=window)
 
@@ -38,12 +38,11 @@ def aggregate_events(events: DataFrame, *, window: str) -> DataFrame:
 def outputs(raw: DataFrame, settings: Settings) -> dict[str, DataFrame]:
     """Kafka rows of app_events -> the windows and the quarantine, from one read of each record."""
     checked = raw.transform(X.with_json_validation, X.APP_EVENTS_SPEC)
-    events, quarantine = split_validated(checked, X.extract_app_events, key="event_id",
-                                         event_time="event_timestamp",
-                                         watermark=settings.event_aggregation_watermark,
+    events, quarantine = split_validated(checked, X.extract_app_events,
                                          partitions=settings.spark_shuffle_partitions)
-    return {DATASET: aggregate_events(events, window=settings.event_aggregation_window),
-            QUARANTINE: quarantine}
+    windows = aggregate_events(events, window=settings.event_aggregation_window,
+                               watermark=settings.event_aggregation_watermark)
+    return {DATASET: windows, QUARANTINE: quarantine}
 
 
 def sinks(settings: Settings) -> list[FileSink]:
@@ -55,7 +54,7 @@ def build(spark: SparkSession, settings: Settings, available_now: bool) -> list[
     def start():
         raw = read_kafka_stream(spark, settings.topic_app_events, settings)
         return start_file_sinks(tagged_union(outputs(raw, settings)), sinks(settings),
-                                checkpoint_location=settings.checkpoint_path(JOB, "app_events_topic"),
+                                checkpoint_location=settings.checkpoint_path(JOB, "app_events"),
                                 query_name=DATASET, settings=settings, available_now=available_now)
 
     return [QuerySpec(DATASET, start)]
