@@ -95,7 +95,7 @@ def read_kafka_batch(spark: SparkSession, topic: str, settings: Settings) -> Dat
     )
 
 
-def start_query(writer, *, checkpoint_location: str, query_name: str, settings: Settings,
+def _start(writer, *, checkpoint_location: str, query_name: str, settings: Settings,
            available_now: bool, path: str | None = None) -> StreamingQuery:
     if not checkpoint_location:
         raise ValueError("checkpoint_location is required: outputs must be exactly-once")
@@ -123,7 +123,7 @@ def write_file_stream(
     writer = df.writeStream.format(fmt).outputMode("append").options(**(options or {}))
     if partition_by:
         writer = writer.partitionBy(*partition_by)
-    return start_query(writer, checkpoint_location=checkpoint_location, query_name=query_name,
+    return _start(writer, checkpoint_location=checkpoint_location, query_name=query_name,
                   settings=settings, available_now=available_now, path=path)
 
 
@@ -146,7 +146,7 @@ def write_kafka_stream(
 ) -> StreamingQuery:
     """Write a stream with `key` and `value` columns to a Kafka topic (at-least-once)."""
     writer = df.writeStream.format("kafka").options(**settings.kafka_options()).option("topic", topic)
-    return start_query(writer, checkpoint_location=checkpoint_location, query_name=query_name,
+    return _start(writer, checkpoint_location=checkpoint_location, query_name=query_name,
                   settings=settings, available_now=available_now)
 
 

@@ -4,8 +4,7 @@
 
 Each window × user_id × event_type × app_type is written once, when the watermark closes it:
 event_count counts distinct event_id (re-deliveries are dropped within the watermark) and
-session_ids lists the distinct sessions. Malformed app events go to _quarantine/app_events/,
-written by the same query: each record is read and validated once (utils/fanout.py).
+session_ids lists the distinct sessions. Malformed app events go to _quarantine/app_events/.
 """
 
 import sys
@@ -18,46 +17,39 @@ from pyspark.sql import functions as F
 
 from configs.spark_config import Settings
 from utils import transformations as X
-from utils.fanout import FileSink, split_validated, start_file_sinks, tagged_union
-from utils.spark_utils import read_kafka_stream
-from utils.streaming_job import QuerySpec, run_streaming_job
+from utils.spark_utils import read_kafka_stream, write_parquet_stream
+from utils.streaming_job import QuerySpec, quarantine_query, run_streaming_job
 
 JOB = "event_aggregation"
 DATASET = "events_aggregated_realtime"
-QUARANTINE = "quarantine"
 
 
-def aggregate_events(events: DataFrame, *, window: str, watermark: str) -> DataFrame:
-    """Valid app events (extracted) -> closed 1-minute windows (the job's whole transformation)."""
+def aggregate_events(checked: DataFrame, *, window: str, watermark: str) -> DataFrame:
+    """Validated Kafka rows -> closed 1-minute windows (the job's whole transformation)."""
+    events = checked.transform(X.filter_valid_records).transform(X.extract_app_events)
     deduped = X.remove_duplicates(events, id_cols=["event_id"], time_col="event_timestamp",
                                   watermark=watermark)
     deduped = deduped.observe("deduplicated", F.count(F.lit(1)).alias("events"))
     return X.aggregate_by_user_window(deduped, time_col="event_timestamp", window=window)
 
 
-def outputs(raw: DataFrame, settings: Settings) -> dict[str, DataFrame]:
-    """Kafka rows of app_events -> the windows and the quarantine, from one read of each record."""
-    checked = raw.transform(X.with_json_validation, X.APP_EVENTS_SPEC)
-    events, quarantine = split_validated(checked, X.extract_app_events,
-                                         partitions=settings.spark_shuffle_partitions)
-    windows = aggregate_events(events, window=settings.event_aggregation_window,
-                               watermark=settings.event_aggregation_watermark)
-    return {DATASET: windows, QUARANTINE: quarantine}
-
-
-def sinks(settings: Settings) -> list[FileSink]:
-    return [FileSink(DATASET, settings.dataset_path(DATASET), ["event_date"]),
-            FileSink(QUARANTINE, settings.quarantine_path("app_events"), ["quarantine_date"])]
-
-
 def build(spark: SparkSession, settings: Settings, available_now: bool) -> list[QuerySpec]:
-    def start():
+    def checked() -> DataFrame:
         raw = read_kafka_stream(spark, settings.topic_app_events, settings)
-        return start_file_sinks(tagged_union(outputs(raw, settings)), sinks(settings),
-                                checkpoint_location=settings.checkpoint_path(JOB, "app_events"),
-                                query_name=DATASET, settings=settings, available_now=available_now)
+        return raw.transform(X.with_json_validation, X.APP_EVENTS_SPEC)
 
-    return [QuerySpec(DATASET, start)]
+    def start_windows():
+        windows = aggregate_events(X.count_records(checked(), "consumed"),
+                                   window=settings.event_aggregation_window,
+                                   watermark=settings.event_aggregation_watermark)
+        return write_parquet_stream(
+            windows, path=settings.dataset_path(DATASET),
+            checkpoint_location=settings.checkpoint_path(JOB, DATASET), query_name=DATASET,
+            settings=settings, partition_by=["event_date"], available_now=available_now)
+
+    return [QuerySpec(DATASET, start_windows),
+            quarantine_query(checked, topic="app_events", job=JOB, settings=settings,
+                             available_now=available_now)]
 
 
 if __name__ == "__main__":

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -17,11 +15,8 @@ def _optional(layout, name: str):
     return get(name, layout.field(name).ddl_type)
 
 
-def extract_app_events(df: DataFrame, keep: Sequence[str] = ()) -> DataFrame:
-    """Typed app events from validated rows; device and location flattened (CONTRACT §3).
-
-    `keep` names columns of `df` carried along unchanged (as in every `extract_*`).
-    """
+def extract_app_events(df: DataFrame) -> DataFrame:
+    """Typed app events from validated rows; device and location flattened (CONTRACT §3)."""
     require_validated(df, APP_EVENTS.spec)
     device = _optional(APP_EVENTS, "device")
     location = _optional(APP_EVENTS, "location")
@@ -35,22 +30,22 @@ def extract_app_events(df: DataFrame, keep: Sequence[str] = ()) -> DataFrame:
         location.getField("city").alias("city"),
         _optional(APP_EVENTS, "properties").alias("properties"),
         _optional(APP_EVENTS, "revenue").alias("revenue"),
-        *kafka_meta(), *keep,
+        *kafka_meta(),
     )
 
 
-def extract_clicks(df: DataFrame, keep: Sequence[str] = ()) -> DataFrame:
+def extract_clicks(df: DataFrame) -> DataFrame:
     require_validated(df, CLICKSTREAM.spec)
     return df.select(
         *(text(c).alias(c) for c in ("click_id", "session_id", "user_id", "page_url")),
         *(_optional(CLICKSTREAM, c).alias(c) for c in ("referrer_url", "element_id")),
         text("app_type").alias("app_type"),
         time("event_timestamp").alias("event_timestamp"),
-        *kafka_meta(), *keep,
+        *kafka_meta(),
     )
 
 
-def extract_external_data(df: DataFrame, keep: Sequence[str] = ()) -> DataFrame:
+def extract_external_data(df: DataFrame) -> DataFrame:
     require_validated(df, EXTERNAL_DATA.spec)
     return df.select(
         text("record_id").alias("record_id"),
@@ -58,7 +53,7 @@ def extract_external_data(df: DataFrame, keep: Sequence[str] = ()) -> DataFrame:
         time("fetched_at").alias("fetched_at"),
         F.to_json(get("payload", "variant")).alias("payload_json"),
         F.to_date(time("fetched_at")).alias("fetch_date"),
-        *kafka_meta(), *keep,
+        *kafka_meta(),
     )
 
 

@@ -169,8 +169,9 @@ def with_json_validation(df: DataFrame, spec: RecordSpec) -> DataFrame:
     )
 
 
-def quarantine_columns() -> list[Column]:
-    """A validated row in the quarantine layout of CONTRACT §2 (plus the raw bytes, base64)."""
+def to_quarantine(df: DataFrame) -> DataFrame:
+    """Invalid records in the quarantine layout of CONTRACT §2 (plus the raw bytes, base64)."""
+    require_columns(df, "topic", "partition", "offset", "timestamp", "value", "_error")
     columns = {
         "topic": F.col("topic"),
         "partition": F.col("partition"),
@@ -182,13 +183,8 @@ def quarantine_columns() -> list[Column]:
         "raw_value_base64": F.base64(F.col("value")),
         "quarantine_date": F.to_date(F.col("timestamp")),
     }
-    return [columns[c].alias(c) for c in (*QUARANTINE_COLUMNS, *QUARANTINE_EXTRA_COLUMNS)]
-
-
-def to_quarantine(df: DataFrame) -> DataFrame:
-    """Invalid records in the quarantine layout (`quarantine_columns`)."""
-    require_columns(df, "topic", "partition", "offset", "timestamp", "value", "_error")
-    return df.filter(F.col("_error").isNotNull()).select(*quarantine_columns())
+    order = (*QUARANTINE_COLUMNS, *QUARANTINE_EXTRA_COLUMNS)
+    return df.filter(F.col("_error").isNotNull()).select(*(columns[c].alias(c) for c in order))
 
 
 def filter_valid_records(df: DataFrame) -> DataFrame:
