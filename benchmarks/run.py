@@ -88,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="areas, comma-separated")
     parser.add_argument("--latency-rates", default="2000,4000",
                         help="generator records/s for the latency runs (all four jobs; comma-separated)")
-    parser.add_argument("--latency-seconds", type=int, default=120)
+    parser.add_argument("--latency-seconds", type=int, default=300)
+    parser.add_argument("--latency-warmup", type=int, default=60,
+                        help="seconds at the start of each latency run left out of its percentiles")
     parser.add_argument("--small-files-events", type=int, default=1_000_000)
     args = parser.parse_args(argv)
     stack.up()
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
              "startup": lambda: {"launch": bench_startup(args.startup_rounds),
                                  "recovery": bench_recovery(args.recovery_kills)},
              "peer": lambda: bench_peer(args.peer_events),
-             "latency": lambda: [bench_latency(float(r), args.latency_seconds)
+             "latency": lambda: [bench_latency(float(r), args.latency_seconds, args.latency_warmup)
                                  for r in args.latency_rates.split(",")],
              "batch": lambda: bench_batch(args.batch_events),
              "backfill": lambda: bench_backfill(args.backfill_hours, args.backfill_events, args.backfill_single_hours),
