@@ -50,7 +50,8 @@ def quarantine_query(checked: Callable[[], DataFrame], *, topic: str, job: str, 
         return write_parquet_stream(
             X.to_quarantine(checked()), path=settings.quarantine_path(topic),
             checkpoint_location=settings.checkpoint_path(job, checkpoint), query_name=name,
-            settings=settings, partition_by=["quarantine_date"], available_now=available_now)
+            settings=settings, partition_by=["quarantine_date"], available_now=available_now,
+            trigger=settings.quarantine_trigger)
     return QuerySpec(name, start)
 
 
