@@ -136,7 +136,8 @@ def test_quarantine_query_runs_on_its_own_trigger(spark, tmp_path):
                              trigger_interval="1 second", quarantine_trigger_interval="1 minute")
 
     def checked():
-        rows = spark.readStream.schema("partition int, offset long, timestamp timestamp, value string").json(str(source))
+        schema = "partition int, offset long, timestamp timestamp, value string"
+        rows = spark.readStream.schema(schema).json(str(source))
         kafka = rows.select(F.lit("app_events").alias("topic"), "partition", "offset", "timestamp",
                             F.col("value").cast("binary").alias("value"))
         return kafka.transform(X.with_json_validation, X.APP_EVENTS_SPEC)
