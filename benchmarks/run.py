@@ -88,9 +88,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="areas, comma-separated")
     parser.add_argument("--latency-rates", default="400,800,1600",
                         help="generator records/s for the latency runs (all four jobs; comma-separated)")
-    parser.add_argument("--latency-seconds", type=int, default=300)
-    parser.add_argument("--latency-warmup", type=int, default=60,
-                        help="seconds at the start of each latency run left out of its percentiles")
+    parser.add_argument("--latency-seconds", type=int, default=480)
+    parser.add_argument("--latency-warmup", type=int, default=180,
+                        help="seconds at the start of each latency run left out of its percentiles (the jobs "
+                             "catching up after their cold start: reported apart)")
     parser.add_argument("--small-files-events", type=int, default=1_000_000)
     args = parser.parse_args(argv)
     stack.up()

@@ -35,7 +35,8 @@ RESULTS = {
     "latency": [{"target_records_per_s": 2000.0, "seconds": 120.0, "app_events_per_s": 1150, "trigger_s": 10.0,
                  "drained_s_after_generator": 8.0, "kept_up": True, "warmup_s": 60,
                  "jobs": {"event_aggregation": {"batches": 11, "batch_ms_p50": 6000, "batch_ms_p95": 9500,
-                                                "warmup_batch_ms_max": 28000, "processed_app_events_per_s": 1100},
+                                                "warmup_batch_ms_max": 28000, "caught_up_s": 95.5,
+                                                "processed_app_events_per_s": 1100},
                           "data_enrichment": {"batches": 11, "batch_ms_p50": 7000, "batch_ms_p95": 12500,
                                               "processed_app_events_per_s": 1100}},
                  "enriched_e2e_s": {"rows": 130000, "p50": 12.1, "p95": 21.0, "max": 30.2}}],
@@ -82,7 +83,7 @@ def test_report_has_every_section_and_flags_failures():
     assert "| user_segmentation | 6.7 | 0.48 | 13.8 | 24 (yes) |" in text
     assert "| event_aggregation `--available-now`, rows/s in batches | 9,000 | 8,500 | 0.94 |" in text
     assert "| hourly backfill of 6 hours, wall s | 30.0 | 45.0 | 1.5 |" in text
-    assert ("| 2,000 | 1,150 | yes | 8.0 | 6000 / 9500 (11) | 7000 / 12500 (11) | 28000 / None | "
+    assert ("| 2,000 | 1,150 | yes | 8.0 | 6000 / 9500 (11) | 7000 / 12500 (11) | 28000 / None | 95.5 / – | "
             "12.1 / 21.0 / 30.2 |") in text and "the first 60 s" in text
     assert "| 147 | 24,696 | 90.0 | 120.5 | 30.1 |" in text and "hourly backfill of 6 h, s" in text
     assert "| before | 1 | 4.5 | 16.4 | 21.9 | 32.2 | 35.0 |" in text
