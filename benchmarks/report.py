@@ -140,14 +140,16 @@ def md_latency(runs: list) -> list[str]:
     warmup = runs[0].get("warmup_s", 0)
     return ["**Latency with all four jobs**, each in continuous mode on the cluster (trigger "
             f"{runs[0]['trigger_s']:.0f} s) while the generator produces at a fixed rate over the four topics "
-            f"for {runs[0]['seconds']:.0f} s; the first {warmup} s (cold executors' first loaded batches, and "
-            "the longer ones that catch up with the rows arriving meanwhile) are left out of the percentiles "
-            "and shown apart: the slowest of those batches, and when each job caught up (the end of its first "
-            "loaded batch within the trigger, from the generator's start); end to end = from a row's Kafka "
-            "timestamp to the commit of the micro-batch that made it readable:",
+            f"for {runs[0]['seconds']:.0f} s. The percentiles are of the steady state: the first {warmup} s, "
+            "and each job's batches until it caught up after its cold start (cold executors' first loaded "
+            "batches, then longer ones with the rows that arrived meanwhile, until one fits in the trigger), "
+            "are left out and shown apart: the slowest of them, and when the job caught up (seconds from the "
+            "generator's start). Kept up = each job caught up and drained within two triggers of the generator "
+            "stopping. End to end = from a row's Kafka timestamp to the commit of the micro-batch that made "
+            "it readable:",
             *table(["target records/s", "app events/s in", "both kept up", "drained after generator stop s",
                     "event_aggregation batch p50 / p95 ms (batches)", "data_enrichment batch p50 / p95 ms (batches)",
-                    "slowest warm-up batch ms (EA / DE)", "caught up after s (EA / DE)",
+                    "slowest batch before ms (EA / DE)", "caught up after s (EA / DE)",
                     "enriched_events end to end p50 / p95 / max s"], rows)]
 
 

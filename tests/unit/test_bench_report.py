@@ -275,3 +275,17 @@ def test_commit_latency_counts_each_file_once_from_its_batchs_commit(tmp_path):
         os.utime(log / name, (base + 30 * (n + 1), base + 30 * (n + 1)))
     assert sorted(commit_latencies(tmp_path, since=base)) == [25.0, 30.0, 40.0]
     assert sorted(commit_latencies(tmp_path, since=base + 1)) == [25.0, 40.0], "rows before `since` left out"
+
+
+def test_a_job_caught_up_at_the_end_of_its_first_batch_within_the_trigger():
+    from datetime import UTC, datetime
+
+    from benchmarks.latency import caught_up_at
+
+    def batch(ended_s: int, ms: int) -> dict:
+        return {"asctime": datetime.fromtimestamp(1_800_000_000 + ended_s, UTC).isoformat(), "batch_duration_ms": ms}
+
+    cold = [batch(45, 45_000), batch(90, 41_000), batch(112, 21_000), batch(120, 8_000), batch(140, 19_000)]
+    assert caught_up_at(cold, 10) == 1_800_000_120, "a later slow batch does not undo it"
+    assert caught_up_at(cold[:3], 10) is None
+    assert caught_up_at([batch(5, 10_000)], 10) == 1_800_000_005, "a batch of exactly the trigger fits"
