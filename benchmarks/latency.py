@@ -138,5 +138,24 @@ def caught_up_at(batches: list[dict], trigger_s: float) -> float | None:
     return next((logged_at(b).timestamp() for b in batches if b["batch_duration_ms"] <= trigger_s * 1000), None)
 
 
+def p95_at_highest_kept_up(runs: list[dict]) -> tuple[float, float, int] | str:
+    """(event_aggregation p95 s, data_enrichment p95 s, app events/s) at the highest offered rate
+    both kept up with."""
+    kept = [r for r in runs if r["kept_up"] and all(j["batch_ms_p95"] for j in r["jobs"].values())]
+    best = max(kept, key=lambda r: r["app_events_per_s"], default=None)
+    if not best:
+        return f"kept up at none of the rates (lowest {min(r['app_events_per_s'] for r in runs):,} app events/s)"
+    return (best["jobs"]["event_aggregation"]["batch_ms_p95"] / 1000,
+            best["jobs"]["data_enrichment"]["batch_ms_p95"] / 1000, best["app_events_per_s"])
+
+
+def highest_rate_within_trigger(runs: list[dict]) -> str:
+    """The highest offered rate at which both jobs kept up with their p95 within the trigger."""
+    fit = [r["app_events_per_s"] for r in runs if r["kept_up"] and all(
+        (j["batch_ms_p95"] or 1e12) <= r["trigger_s"] * 1000 for j in r["jobs"].values())]
+    tried = " / ".join(f"{r['app_events_per_s']:,}" for r in runs)
+    return f"{max(fit):,} app events/s (tried {tried})" if fit else f"none of {tried} app events/s"
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)

@@ -102,6 +102,12 @@ def test_goals_say_met_not_met_or_not_measured():
     assert "| 0.8 | ≥ 1.0 | not met |" in rows
     # Both kept up at 1,150 app events/s; data_enrichment's p95 is above the trigger.
     assert "| 9.5, 12.5 at 1,150 | ≤ trigger (10 s) | not met |" in rows
+    assert "| none of 1,150 app events/s | (the rate to report) | — |" in rows
+    within = {**stored, "latency": {**stored["latency"], "result": [
+        {**RESULTS["latency"][0], "app_events_per_s": 600, "jobs": {
+            j: {**v, "batch_ms_p95": 9000} for j, v in RESULTS["latency"][0]["jobs"].items()}},
+        RESULTS["latency"][0]]}}
+    assert "| 600 app events/s (tried 600 / 1,150) | (the rate to report) | — |" in "\n".join(report.md_goals(within))
     behind = {**stored, "latency": {**stored["latency"], "result": [{**RESULTS["latency"][0], "kept_up": False}]}}
     assert "| kept up at none of the rates (lowest 1,150 app events/s) | ≤ trigger (10 s) | not met |" in "\n".join(
         report.md_goals(behind))
