@@ -152,7 +152,7 @@ def md_latency(runs: list) -> list[str]:
             "it readable:",
             *table(["target records/s", "app events/s in", "both kept up", "drained after generator stop s",
                     "event_aggregation batch p50 / p95 ms (batches)", "data_enrichment batch p50 / p95 ms (batches)",
-                    "slowest batch before ms (EA / DE)", "caught up after s (EA / DE)",
+                    "slowest batch before the steady state ms (EA / DE)", "caught up after s (EA / DE)",
                     "enriched_events end to end p50 / p95 / max s"], rows)]
 
 
