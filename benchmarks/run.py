@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small-files-events", type=int, default=1_000_000)
     args = parser.parse_args(argv)
     stack.up()
+    git = git_revision()  # the code measured: commits made while a long run goes on are not part of it
     results: dict = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
                      "command": "make bench " + " ".join(argv or sys.argv[1:])}
     wanted = args.only.split(",")
@@ -120,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = step()
             print(json.dumps(results[name], indent=1), flush=True)
             # Kept at once: a later area that fails loses nothing measured before it.
-            report.store({**results, name: results[name]}, git_revision(), only=name)
-    report.store(results, git_revision())
+            report.store({**results, name: results[name]}, git, only=name)
+    report.store(results, git)
     with report.HISTORY.open("a") as f:
         f.write(report.run_section(results))
     report.write_summary()
