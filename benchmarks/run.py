@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="generator,parsing,streaming,stages,sustained,latency,startup,peer,"
                                           "batch,backfill,small_files,storage",
                         help="areas, comma-separated")
-    parser.add_argument("--latency-rates", default="400,800,1600",
+    parser.add_argument("--latency-rates", default="1600,2000,2400",
                         help="generator records/s for the latency runs (all four jobs; comma-separated)")
     parser.add_argument("--latency-seconds", type=int, default=480)
     parser.add_argument("--latency-warmup", type=int, default=180,
