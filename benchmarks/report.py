@@ -162,14 +162,17 @@ def md_peer(p: dict) -> list[str]:
         if not isinstance(r, dict):
             continue
         pr, peer = r["project"], r["peer"]
-        rows.append([job, pr["wall_s"], peer["wall_s"], r["ratio_wall"], pr["rows"], peer["rows"],
+        rows.append([job, r.get("topic", "app_events"), pr["wall_s"], peer["wall_s"], r["ratio_wall"],
+                     pr["rows"], peer["rows"],
                      ", ".join(f"{q} {s}" for q, s in pr["batch_s_by_query"].items()), peer["batch_s"],
                      "yes" if r["same_output"] else "NO"])
     return [f"**Price of correctness**: each job `--available-now` against its plain peer (benchmarks/peer.py: "
             f"from_json with the topic schema, no reasons, no quarantine; same windows, de-duplication and output) "
-            f"over the same {p['events']:,} synthetic app events, one after the other on the idle cluster; "
+            f"over the same {p['events']:,} synthetic records of the job's topic, one after the other on the idle "
+            "cluster; where a job's aggregation is a pure function of typed rows (sessions, CDC summary), the peer "
+            "calls the same function; "
             "ratio = peer wall / project wall (above 1: the project is faster):",
-            *table(["job", "project wall s", "peer wall s", "ratio", "project rows read", "peer rows read",
+            *table(["job", "topic", "project wall s", "peer wall s", "ratio", "project rows read", "peer rows read",
                     "project batch s per query", "peer batch s", "same output"], rows)]
 
 

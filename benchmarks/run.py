@@ -43,7 +43,7 @@ from benchmarks import report
 from benchmarks.batch import bench_backfill, bench_batch, bench_small_files
 from benchmarks.common import git_revision, machine
 from benchmarks.latency import bench_latency
-from benchmarks.peer import bench_peer
+from benchmarks.peer import PEERS, bench_peer
 from benchmarks.startup import bench_recovery, bench_startup
 from benchmarks.storage import bench_storage
 from benchmarks.streaming import (
@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="time only this many one-hour applications and estimate the rest from their mean")
     parser.add_argument("--startup-rounds", type=int, default=2)
     parser.add_argument("--recovery-kills", type=int, default=2)
-    parser.add_argument("--peer-events", type=int, default=1_000_000)
+    parser.add_argument("--peer-events", type=int, default=1_000_000, help="records of each peer job's topic")
+    parser.add_argument("--peer-jobs", default=",".join(PEERS), help=f"among {', '.join(PEERS)}")
     parser.add_argument("--only", default="generator,parsing,streaming,stages,sustained,latency,startup,peer,"
                                           "batch,backfill,small_files,storage",
                         help="areas, comma-separated")
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
              "sweep": lambda: bench_sweep(args.sweep_events, args.sweep_settings.split(","), args.sweep_rounds),
              "startup": lambda: {"launch": bench_startup(args.startup_rounds),
                                  "recovery": bench_recovery(args.recovery_kills)},
-             "peer": lambda: bench_peer(args.peer_events),
+             "peer": lambda: bench_peer(args.peer_events, args.peer_jobs.split(",")),
              "latency": lambda: [bench_latency(float(r), args.latency_seconds, args.latency_warmup)
                                  for r in args.latency_rates.split(",")],
              "batch": lambda: bench_batch(args.batch_events),
