@@ -312,6 +312,21 @@ def test_unknown_tables_pass_through_and_bad_envelopes_are_quarantined(spark):
     assert X.transform_cdc(checked.filter("_error is null")).first().table_name == "billing.invoices"
 
 
+def test_an_object_field_of_every_other_shape_is_quarantined_with_its_type(spark):
+    """Object fields are checked without spelling out their type (is_object): what is not an
+    object still gets its exact type in the reason, an object of any content passes the check."""
+    create = sample("01-create-wrapped.json")["payload"]
+    shapes = [({"ts_ms": 1, "table": "t"}, None), ({}, "missing required field 'ts_ms'"),
+              ([1], "field 'source' must be object, got array"), ("db", "field 'source' must be object, got string"),
+              (7, "field 'source' must be object, got bigint"), (None, "required field 'source' is null")]
+    records = [{**create, "source": source} for source, _ in shapes]
+    # A payload that is not an object: the value is read as a bare envelope (without an op).
+    records.append({"schema": {}, "payload": "text"})
+    checked = X.validate_debezium(kafka_rows(spark, "cdc_changes", records)).orderBy("offset").collect()
+    assert [r._error for r in checked] == [reason for _, reason in shapes] + ["missing required field 'op'"]
+    assert checked[0]["_type_source"] == "OBJECT" and checked[2]["_type_source"] == "ARRAY<BIGINT>"
+
+
 def test_debezium_value_that_is_not_an_object_is_quarantined(spark):
     create = sample("01-create-wrapped.json")
     indented = b"\n\t " + json.dumps(create).encode()

@@ -11,11 +11,11 @@ from utils.transforms.validation import (
     envelope_error,
     field_error,
     field_lookups,
+    is_object,
     kafka_meta,
     text,
     text_col,
     type_col,
-    variant_type,
 )
 
 OPERATIONS = {"c": "INSERT", "u": "UPDATE", "d": "DELETE", "r": "SNAPSHOT", "t": "TRUNCATE"}
@@ -29,8 +29,8 @@ SOURCE_FIELDS = {"ts_ms": NUMBER, "table": STRING}
 def unwrap_debezium_envelope(df: DataFrame) -> DataFrame:
     """Add `_env`: the envelope, whether the value is bare or `{"schema":…, "payload":…}`."""
     require_columns(df, "_json")
-    wrapped = (variant_type(F.col("_json"), "$.payload").startswith("OBJECT")
-               & variant_type(F.col("_json"), "$.op").isNull())
+    wrapped = (is_object(F.col("_json"), "$.payload")
+               & F.try_variant_get(F.col("_json"), "$.op", "variant").isNull())
     return df.withColumn(
         "_env",
         F.when(wrapped, F.try_variant_get(F.col("_json"), "$.payload", "variant")).otherwise(F.col("_json")),

@@ -3,8 +3,9 @@
 A *validated* DataFrame is what `with_json_validation` (or `cdc.validate_debezium`) returns: the
 Kafka columns plus
 * `_raw` (the value as text), `_json` (the value as VARIANT, null when not JSON);
-* per checked field, its look-ups: `_type_<f>` (its VARIANT type name, null when absent) and,
-  for string and timestamp fields, `_text_<f>` (its text) and `_time_<f>` (its parsed time);
+* per checked field, its look-ups: `_type_<f>` (its VARIANT type name, null when absent; for an
+  object field that holds an object, just "OBJECT") and, for string and timestamp fields,
+  `_text_<f>` (its text) and `_time_<f>` (its parsed time);
 * `_error`: the first reason the record is invalid, null when it is valid.
 
 The look-ups are columns rather than inline expressions because Spark does not share an
@@ -52,6 +53,13 @@ def variant_type(variant: Column, path: str) -> Column:
     return F.schema_of_variant(F.try_variant_get(variant, path, "variant"))
 
 
+def is_object(variant: Column, path: str) -> Column:
+    """Whether the value at `path` is a JSON object, without reading it: a cast to an empty struct
+    succeeds for any object and looks up none of its fields, where schema_of_variant walks all of it
+    and spells out every field's type (cdc_transformation 0.80–0.85x the wall time with this; history)."""
+    return F.try_variant_get(variant, path, "struct<>").isNotNull()
+
+
 def parse_timestamp(col: Column) -> Column:
     """ISO-8601 with an offset or Z -> TIMESTAMP (UTC session zone); null when unparseable."""
     return col.try_cast(T.TimestampType())
@@ -62,9 +70,11 @@ def field_lookups(variant: Column, fields: Mapping[str, str], path: str = "$") -
     before `field_error` and the extraction read them."""
     columns = {}
     for name, kind in fields.items():
-        columns[type_col(name)] = variant_type(variant, f"{path}.{name}")
+        at = f"{path}.{name}"
+        columns[type_col(name)] = (F.when(is_object(variant, at), F.lit("OBJECT")).otherwise(variant_type(variant, at))
+                                   if kind == OBJECT else variant_type(variant, at))
         if kind in (STRING, TIMESTAMP):
-            columns[text_col(name)] = text = F.try_variant_get(variant, f"{path}.{name}", "string")
+            columns[text_col(name)] = text = F.try_variant_get(variant, at, "string")
             if kind == TIMESTAMP:
                 columns[time_col(name)] = parse_timestamp(text)
     return columns
