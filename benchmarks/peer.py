@@ -67,8 +67,8 @@ def _typed(df, required: list[str]):
     return typed.where(" AND ".join(f"{c} IS NOT NULL" for c in required))
 
 
-def _write(df, settings, dataset: str, partition: str):
-    return (df.writeStream.format("parquet").partitionBy(partition)
+def _write(df, settings, dataset: str, *partition: str):
+    return (df.writeStream.format("parquet").partitionBy(*partition)
             .option("path", settings.dataset_path(dataset))
             .option("checkpointLocation", settings.checkpoint_path("peer", dataset))
             .trigger(availableNow=True).start())
@@ -129,7 +129,7 @@ def data_enrichment_peer(spark, settings):
                         F.to_date("fetched_at").alias("fetch_date"), "kafka_topic", "kafka_partition",
                         "kafka_offset", "kafka_timestamp"))
     return [_write(enriched, settings, "enriched_events", "event_date"),
-            _write(external, settings, "external_data", "source")]
+            _write(external, settings, "external_data", "source", "fetch_date")]
 
 
 def clickstream_analysis_peer(spark, settings):
@@ -260,4 +260,6 @@ def bench_peer(n: int, jobs: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 2 or sys.argv[1] not in PEERS:
+        sys.exit(f"usage: benchmarks/peer.py JOB, JOB one of {', '.join(PEERS)}; got {sys.argv[1:]}")
     sys.exit(main(sys.argv[1]))
