@@ -162,7 +162,7 @@ def md_peer(p: dict) -> list[str]:
         if not isinstance(r, dict):
             continue
         pr, peer = r["project"], r["peer"]
-        rows.append([job, r.get("topic", "app_events"), pr["wall_s"], peer["wall_s"], r["ratio_wall"],
+        rows.append([job, r["topic"], pr["wall_s"], peer["wall_s"], r["ratio_wall"],
                      pr["rows"], peer["rows"],
                      ", ".join(f"{q} {s}" for q, s in pr["batch_s_by_query"].items()), peer["batch_s"],
                      "yes" if r["same_output"] else "NO"])

@@ -95,6 +95,13 @@ def main(argv: list[str] | None = None) -> int:
                              "catching up after their cold start: reported apart)")
     parser.add_argument("--small-files-events", type=int, default=1_000_000)
     args = parser.parse_args(argv)
+    # Names checked before the stack starts: a typo fails here, not after an hour of other areas.
+    for option, value, known in (("--peer-jobs", args.peer_jobs, PEERS),
+                                 ("--sweep-settings", args.sweep_settings, SWEEP),
+                                 ("--streaming-topics", args.streaming_topics, STREAMING)):
+        unknown = [name for name in value.split(",") if name not in known]
+        if unknown:
+            parser.error(f"{option}: unknown {', '.join(unknown)} (known: {', '.join(known)})")
     stack.up()
     git = git_revision()  # the code measured: commits made while a long run goes on are not part of it
     results: dict = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),

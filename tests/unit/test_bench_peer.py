@@ -46,3 +46,13 @@ def test_a_missing_output_is_another_output(tmp_path):
 
 def test_every_peer_is_built_by_a_function_of_its_job_name():
     assert all(callable(getattr(peer, f"{job}_peer", None)) for job in peer.PEERS)
+
+
+@pytest.mark.parametrize("option", ["--peer-jobs", "--sweep-settings", "--streaming-topics"])
+def test_an_unknown_name_exits_2_naming_the_option_before_the_stack_starts(option, capsys, monkeypatch):
+    from benchmarks import run
+
+    monkeypatch.setattr(run.stack, "up", lambda: pytest.fail("the stack was started"))
+    with pytest.raises(SystemExit) as exit_:
+        run.main([option, "nope"])
+    assert exit_.value.code == 2 and f"{option}: unknown nope" in capsys.readouterr().err
