@@ -95,18 +95,6 @@ def main(argv: list[str] | None = None) -> int:
                              "catching up after their cold start: reported apart)")
     parser.add_argument("--small-files-events", type=int, default=1_000_000)
     args = parser.parse_args(argv)
-    # Names checked before the stack starts: a typo fails here, not after an hour of other areas.
-    for option, value, known in (("--peer-jobs", args.peer_jobs, PEERS),
-                                 ("--sweep-settings", args.sweep_settings, SWEEP),
-                                 ("--streaming-topics", args.streaming_topics, STREAMING)):
-        unknown = [name for name in value.split(",") if name not in known]
-        if unknown:
-            parser.error(f"{option}: unknown {', '.join(unknown)} (known: {', '.join(known)})")
-    stack.up()
-    git = git_revision()  # the code measured: commits made while a long run goes on are not part of it
-    results: dict = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
-                     "command": "make bench " + " ".join(argv or sys.argv[1:])}
-    wanted = args.only.split(",")
     steps = {"generator": lambda: bench_generator(args.generator_events),
              "streaming": lambda: bench_streaming(args.events, args.streaming_topics.split(",")),
              "stages": lambda: bench_stages(args.stages_events, args.streaming_topics.split(",")),
@@ -123,6 +111,19 @@ def main(argv: list[str] | None = None) -> int:
              "backfill": lambda: bench_backfill(args.backfill_hours, args.backfill_events, args.backfill_single_hours),
              "small_files": lambda: bench_small_files(args.small_files_events),
              "storage": lambda: bench_storage(args.storage_events, 6, args.storage_batch_events)}
+    # Names checked before the stack starts: a typo fails here, not after an hour of other areas.
+    for option, value, known in (("--only", args.only, steps),
+                                 ("--peer-jobs", args.peer_jobs, PEERS),
+                                 ("--sweep-settings", args.sweep_settings, SWEEP),
+                                 ("--streaming-topics", args.streaming_topics, STREAMING)):
+        unknown = [name for name in value.split(",") if name not in known]
+        if unknown:
+            parser.error(f"{option}: unknown {', '.join(unknown)} (known: {', '.join(known)})")
+    stack.up()
+    git = git_revision()  # the code measured: commits made while a long run goes on are not part of it
+    results: dict = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
+                     "command": "make bench " + " ".join(argv or sys.argv[1:])}
+    wanted = args.only.split(",")
     for name, step in steps.items():
         if name in wanted:
             print(f"bench: {name} ...", flush=True)

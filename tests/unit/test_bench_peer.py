@@ -48,7 +48,7 @@ def test_every_peer_is_built_by_a_function_of_its_job_name():
     assert all(callable(getattr(peer, f"{job}_peer", None)) for job in peer.PEERS)
 
 
-@pytest.mark.parametrize("option", ["--peer-jobs", "--sweep-settings", "--streaming-topics"])
+@pytest.mark.parametrize("option", ["--only", "--peer-jobs", "--sweep-settings", "--streaming-topics"])
 def test_an_unknown_name_exits_2_naming_the_option_before_the_stack_starts(option, capsys, monkeypatch):
     from benchmarks import run
 
