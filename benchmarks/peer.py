@@ -225,10 +225,26 @@ def _same_output(job: str, project: Path, peer: Path) -> bool:
     return True
 
 
+def _event_log(folder: Path, settings) -> dict[str, str]:
+    """The environment that turns Spark's event log on into `folder` (one application)."""
+    folder.mkdir(parents=True)
+    return {"SPARK_EXTRA_CONF": json.dumps({
+        **settings.spark_extra_conf, "spark.eventLog.enabled": "true", "spark.eventLog.dir": folder.as_uri(),
+        "spark.eventLog.compress": "false", "spark.eventLog.rolling.enabled": "false"})}
+
+
+def _executor_cpu_s(folder: Path) -> float:
+    from benchmarks.stages import stage_times
+
+    (log,) = folder.iterdir()
+    return round(sum(s["cpu_s"] for s in stage_times(log)), 1)
+
+
 def bench_peer(n: int, jobs: list[str] | None = None) -> dict:
     """Each job with a peer, then its peer, on the same preloaded topic of n records, on the idle
     cluster; the ratio project/peer of their throughput (wall time, start-up included on both
-    sides)."""
+    sides), and of the executors' CPU time (from Spark's event log: steadier than the wall time
+    on a shared machine, and what a busier cluster would feel)."""
     from benchmarks.common import MASTER, job_env, run_available_now
     from benchmarks.streaming import bench_topics
     from utils.launch import spark_submit_command
@@ -239,12 +255,15 @@ def bench_peer(n: int, jobs: list[str] | None = None) -> dict:
     out: dict = {"events": n}
     with tempfile.TemporaryDirectory(prefix="bench-peer-") as tmp:
         for job in jobs:
-            project = run_available_now(job, names, MASTER, Path(tmp) / job)
+            logs = {side: Path(tmp) / f"{job}-{side}-events" for side in ("project", "peer")}
+            project = run_available_now(job, names, MASTER, Path(tmp) / job,
+                                        settings_env=_event_log(logs["project"], settings))
+            project["executor_cpu_s"] = _executor_cpu_s(logs["project"])
             root = Path(tmp) / f"{job}-peer"
             root.mkdir()
             # The same user master as the job's (run_available_now writes it in the job's folder).
             (root / "users.csv").write_text((Path(tmp) / job / "users.csv").read_text())
-            env = job_env(root, names, MASTER)
+            env = {**job_env(root, names, MASTER), **_event_log(logs["peer"], settings)}
             cmd = spark_submit_command(Path(__file__), [job], master=MASTER, settings=settings_for_env(env))
             started = time.monotonic()
             done = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=False)
@@ -253,8 +272,10 @@ def bench_peer(n: int, jobs: list[str] | None = None) -> dict:
             wall = time.monotonic() - started
             peer = {**json.loads(done.stdout.strip().splitlines()[-1]), "wall_s": round(wall, 1)}
             peer["rows_per_s_wall"] = round(peer["rows"] / wall)
+            peer["executor_cpu_s"] = _executor_cpu_s(logs["peer"])
             out[job] = {"topic": PEERS[job][0], "project": project, "peer": peer,
                         "ratio_wall": round(peer["wall_s"] / project["wall_s"], 2),
+                        "ratio_cpu": round(peer["executor_cpu_s"] / project["executor_cpu_s"], 2),
                         "same_output": _same_output(job, Path(tmp) / job, root)}
     return out
 

@@ -163,6 +163,7 @@ def md_peer(p: dict) -> list[str]:
             continue
         pr, peer = r["project"], r["peer"]
         rows.append([job, r["topic"], pr["wall_s"], peer["wall_s"], r["ratio_wall"],
+                     f"{pr.get('executor_cpu_s', '–')} / {peer.get('executor_cpu_s', '–')}", r.get("ratio_cpu", "–"),
                      pr["rows"], peer["rows"],
                      ", ".join(f"{q} {s}" for q, s in pr["batch_s_by_query"].items()), peer["batch_s"],
                      "yes" if r["same_output"] else "NO"])
@@ -171,8 +172,10 @@ def md_peer(p: dict) -> list[str]:
             f"over the same {p['events']:,} synthetic records of the job's topic, one after the other on the idle "
             "cluster; where a job's aggregation is a pure function of typed rows (sessions, CDC summary), the peer "
             "calls the same function; "
-            "ratio = peer wall / project wall (above 1: the project is faster):",
-            *table(["job", "topic", "project wall s", "peer wall s", "ratio", "project rows read", "peer rows read",
+            "ratio = peer wall / project wall (above 1: the project is faster); CPU ratio = the same of the "
+            "executors' CPU time (Spark's event log, on for both; steadier than wall time on a shared machine):",
+            *table(["job", "topic", "project wall s", "peer wall s", "ratio", "executor CPU s (project / peer)",
+                    "CPU ratio", "project rows read", "peer rows read",
                     "project batch s per query", "peer batch s", "same output"], rows)]
 
 

@@ -57,8 +57,10 @@ RESULTS = {
                      "median_s": {"before": 50.1, "after": 25.0}}},
     "peer": {"events": 1000, "event_aggregation": {
         "topic": "app_events",
-        "project": {**JOB, "batch_s_by_query": {"events_aggregated_realtime": 80.0, "quarantine": 50.0}},
-        "peer": {"rows": 5_000_000, "wall_s": 480.0, "batch_s": 70.0}, "ratio_wall": 0.8, "same_output": True}},
+        "project": {**JOB, "batch_s_by_query": {"events_aggregated_realtime": 80.0, "quarantine": 50.0},
+                    "executor_cpu_s": 300.0},
+        "peer": {"rows": 5_000_000, "wall_s": 480.0, "batch_s": 70.0, "executor_cpu_s": 240.0}, "ratio_wall": 0.8,
+        "ratio_cpu": 0.8, "same_output": True}},
     "batch": {"events": 10_000_000, "session_start_s": 16.9, "spark_scan_s": 8.1,
               **{name: {"spark_s": 6.7, "duckdb_s": 0.48, "ratio": 13.8, "rows": 24, "rows_match": True}
                  for name in ("hourly_aggregate", "daily_summary", "user_segmentation")}},
@@ -90,8 +92,12 @@ def test_report_has_every_section_and_flags_failures():
     assert "| before | 1 | 4.5 | 16.4 | 21.9 | 32.2 | 35.0 |" in text
     assert "| class path + CDS | 1 | 3.0 | 9.0 | 12.0 | 14.0 | None |" in text
     assert "| after | 25.0, None | 25.0 |" in text
-    assert ("| event_aggregation | app_events | 600.0 | 480.0 | 0.8 | 5,000,000 | 5,000,000 | "
+    assert ("| event_aggregation | app_events | 600.0 | 480.0 | 0.8 | 300.0 / 240.0 | 0.8 | 5,000,000 | 5,000,000 | "
             "events_aggregated_realtime 80.0, quarantine 50.0 | 70.0 | yes |") in text
+    # A result stored before the CPU figure shows a dash there.
+    old = {"events": 10, "x": {**RESULTS["peer"]["event_aggregation"], "ratio_cpu": None}}
+    del old["x"]["ratio_cpu"]
+    assert "| x | app_events | 600.0 | 480.0 | 0.8 | 300.0 / 240.0 | – |" in "\n".join(report.md_peer(old))
 
 
 def test_goals_say_met_not_met_or_not_measured():
