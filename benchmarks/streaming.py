@@ -176,6 +176,8 @@ SWEEP = {
     "memory2g": ("SPARK_EXECUTOR_MEMORY=2g", {"SPARK_EXECUTOR_MEMORY": "2g"}),
     "hdfs_state": ("HDFS-backed state store instead of RocksDB", {"SPARK_EXTRA_CONF": json.dumps(
         {"spark.sql.streaming.stateStore.providerClass": HDFS_STATE_STORE})}),
+    "rocksdb_no_row_count": ("RocksDB without its row count (no look-up before each write; state_rows reads 0)", {
+        "SPARK_EXTRA_CONF": json.dumps({"spark.sql.streaming.stateStore.rocksdb.trackTotalNumberOfRows": "false"})}),
     "objagg_hash": ("collect_set aggregation hashes up to 1,000,000 keys before sorting", {
         "SPARK_EXTRA_CONF": json.dumps({"spark.sql.objectHashAggregate.sortBased.fallbackThreshold": "1000000"})}),
 }
