@@ -83,6 +83,15 @@ MAIN_QUERY = {"event_aggregation": "events_aggregated_realtime", "data_enrichmen
               "clickstream_analysis": "clickstream_sessions", "cdc_transformation": "cdc_transformed"}
 
 
+def event_log_conf(folder: Path, settings) -> dict[str, str]:
+    """The job's extra Spark settings plus Spark's event log into `folder` (created), one plain
+    file per application: executor time per stage is read from it after the job exits
+    (benchmarks/stages.py)."""
+    folder.mkdir(parents=True)
+    return {**settings.spark_extra_conf, "spark.eventLog.enabled": "true", "spark.eventLog.dir": folder.as_uri(),
+            "spark.eventLog.compress": "false", "spark.eventLog.rolling.enabled": "false"}
+
+
 def batches_in(log: Path, query: str) -> list[dict]:
     """The `batch progress` records of one query in a job's JSON log, oldest first ([] before any)."""
     lines = log.read_text().splitlines() if log.exists() else []

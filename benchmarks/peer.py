@@ -225,14 +225,6 @@ def _same_output(job: str, project: Path, peer: Path) -> bool:
     return True
 
 
-def _event_log(folder: Path, settings) -> dict[str, str]:
-    """The environment that turns Spark's event log on into `folder` (one application)."""
-    folder.mkdir(parents=True)
-    return {"SPARK_EXTRA_CONF": json.dumps({
-        **settings.spark_extra_conf, "spark.eventLog.enabled": "true", "spark.eventLog.dir": folder.as_uri(),
-        "spark.eventLog.compress": "false", "spark.eventLog.rolling.enabled": "false"})}
-
-
 def _executor_cpu_s(folder: Path) -> float:
     from benchmarks.stages import stage_times
 
@@ -245,7 +237,7 @@ def bench_peer(n: int, jobs: list[str] | None = None) -> dict:
     cluster; the ratio project/peer of their throughput (wall time, start-up included on both
     sides), and of the executors' CPU time (from Spark's event log: steadier than the wall time
     on a shared machine, and what a busier cluster would feel)."""
-    from benchmarks.common import MASTER, job_env, run_available_now
+    from benchmarks.common import MASTER, event_log_conf, job_env, run_available_now
     from benchmarks.streaming import bench_topics
     from utils.launch import spark_submit_command
 
@@ -256,14 +248,14 @@ def bench_peer(n: int, jobs: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-peer-") as tmp:
         for job in jobs:
             logs = {side: Path(tmp) / f"{job}-{side}-events" for side in ("project", "peer")}
-            project = run_available_now(job, names, MASTER, Path(tmp) / job,
-                                        settings_env=_event_log(logs["project"], settings))
+            conf = {side: {"SPARK_EXTRA_CONF": json.dumps(event_log_conf(f, settings))} for side, f in logs.items()}
+            project = run_available_now(job, names, MASTER, Path(tmp) / job, settings_env=conf["project"])
             project["executor_cpu_s"] = _executor_cpu_s(logs["project"])
             root = Path(tmp) / f"{job}-peer"
             root.mkdir()
             # The same user master as the job's (run_available_now writes it in the job's folder).
             (root / "users.csv").write_text((Path(tmp) / job / "users.csv").read_text())
-            env = {**job_env(root, names, MASTER), **_event_log(logs["peer"], settings)}
+            env = {**job_env(root, names, MASTER), **conf["peer"]}
             cmd = spark_submit_command(Path(__file__), [job], master=MASTER, settings=settings_for_env(env))
             started = time.monotonic()
             done = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=False)

@@ -20,6 +20,7 @@ from benchmarks.common import (
     RECORDS_PER_APP_EVENT,
     PeakRss,
     batches_in,
+    event_log_conf,
     job_env,
     logged_at,
     percentile,
@@ -146,11 +147,8 @@ def bench_stages(n: int, topics: list[str]) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-stages-") as tmp:
         for job in [j for t in topics for j in STREAMING[t][1]]:
             events, recordings = Path(tmp) / job / "events", Path(tmp) / job / "jfr"
-            events.mkdir(parents=True)
-            recordings.mkdir()
-            conf = {**settings.spark_extra_conf, "spark.eventLog.enabled": "true",
-                    "spark.eventLog.dir": events.as_uri(), "spark.eventLog.compress": "false",
-                    "spark.eventLog.rolling.enabled": "false",
+            recordings.mkdir(parents=True)
+            conf = {**event_log_conf(events, settings),
                     # A folder as the file name: each executor JVM writes a recording of its own there.
                     "spark.executor.extraJavaOptions":
                         f"-XX:StartFlightRecording=settings=profile,dumponexit=true,filename={recordings}/"}
