@@ -225,19 +225,13 @@ def _same_output(job: str, project: Path, peer: Path) -> bool:
     return True
 
 
-def _executor_cpu_s(folder: Path) -> float:
-    from benchmarks.stages import stage_times
-
-    (log,) = folder.iterdir()
-    return round(sum(s["cpu_s"] for s in stage_times(log)), 1)
-
-
 def bench_peer(n: int, jobs: list[str] | None = None) -> dict:
     """Each job with a peer, then its peer, on the same preloaded topic of n records, on the idle
     cluster; the ratio project/peer of their throughput (wall time, start-up included on both
     sides), and of the executors' CPU time (from Spark's event log: steadier than the wall time
     on a shared machine, and what a busier cluster would feel)."""
     from benchmarks.common import MASTER, event_log_conf, job_env, run_available_now
+    from benchmarks.stages import executor_cpu_s
     from benchmarks.streaming import bench_topics
     from utils.launch import spark_submit_command
 
@@ -250,7 +244,7 @@ def bench_peer(n: int, jobs: list[str] | None = None) -> dict:
             logs = {side: Path(tmp) / f"{job}-{side}-events" for side in ("project", "peer")}
             conf = {side: {"SPARK_EXTRA_CONF": json.dumps(event_log_conf(f, settings))} for side, f in logs.items()}
             project = run_available_now(job, names, MASTER, Path(tmp) / job, settings_env=conf["project"])
-            project["executor_cpu_s"] = _executor_cpu_s(logs["project"])
+            project["executor_cpu_s"] = executor_cpu_s(logs["project"])
             root = Path(tmp) / f"{job}-peer"
             root.mkdir()
             # The same user master as the job's (run_available_now writes it in the job's folder).
@@ -264,7 +258,7 @@ def bench_peer(n: int, jobs: list[str] | None = None) -> dict:
             wall = time.monotonic() - started
             peer = {**json.loads(done.stdout.strip().splitlines()[-1]), "wall_s": round(wall, 1)}
             peer["rows_per_s_wall"] = round(peer["rows"] / wall)
-            peer["executor_cpu_s"] = _executor_cpu_s(logs["peer"])
+            peer["executor_cpu_s"] = executor_cpu_s(logs["peer"])
             out[job] = {"topic": PEERS[job][0], "project": project, "peer": peer,
                         "ratio_wall": round(peer["wall_s"] / project["wall_s"], 2),
                         "ratio_cpu": round(peer["executor_cpu_s"] / project["executor_cpu_s"], 2),

@@ -51,3 +51,9 @@ def stage_times(event_log: Path) -> list[dict]:
     return [{"query": query, "stage": stage, **{k: round(v, 1) if isinstance(v, float) else v for k, v in r.items()},
              "share": round(r["run_s"] / total, 3)}
             for (query, stage), r in sorted(rows.items())]
+
+
+def executor_cpu_s(folder: Path) -> float:
+    """The executors' CPU seconds of the one application whose event log is in `folder`."""
+    (log,) = folder.iterdir()
+    return round(sum(r["cpu_s"] for r in stage_times(log)), 1)
