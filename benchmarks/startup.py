@@ -147,8 +147,9 @@ def recover_once(names: dict[str, str], root: Path, env_extra: dict, restart: di
                     status = _status(port)
                 except requests.RequestException:
                     status = {}
+                # With a standby configured, each kill waits until it is ready to take over.
                 if (status.get("state") == "RUNNING" and status.get("uptime_seconds", 0) >= settle_seconds
-                        and _last_batch(log)[0] >= 0):
+                        and _last_batch(log)[0] >= 0 and status.get("standby") in (None, "ready")):
                     break
                 time.sleep(1)
             else:
@@ -168,9 +169,15 @@ def recover_once(names: dict[str, str], root: Path, env_extra: dict, restart: di
     return recoveries
 
 
+# The registry edit that gives the job a warm standby (supervisor/standby.py).
+STANDBY = {"description: app_events -> 1-minute windows (events_aggregated_realtime)":
+           "description: app_events -> 1-minute windows (events_aggregated_realtime)\n    standby: true"}
+
+
 def bench_recovery(kills: int = 2) -> dict:
     """Driver SIGKILL -> next committed batch, before the levers (jars copied, no CDS, the
-    5 s backoff after any crash) and with them (class path, CDS, restart at once after a stable run)."""
+    5 s backoff after any crash), with them (class path, CDS, restart at once after a stable run),
+    and with them plus a warm standby that takes over (`standby: true`)."""""
     settings = load_settings()
     prefix = f"benchrec_{time.time_ns() % 10**6}_"
     names = {t: prefix + t for t in ("app_events", "clickstream", "cdc_changes", "external_data")}
@@ -186,7 +193,8 @@ def bench_recovery(kills: int = 2) -> dict:
             names, Path(tmp) / "before", {**before_env, "SPARK_EXTRA_CONF": json.dumps(before_conf)},
             {"stable_seconds: 300": "stable_seconds: 100000", "backoff_multiplier: 2": "backoff_multiplier: 1"},
             kills=kills, port=18191)
-        out["after"] = recover_once(names, Path(tmp) / "after", {}, {"stable_seconds: 300": "stable_seconds: 20"},
-                                    kills=kills, port=18192)
+        after = {"stable_seconds: 300": "stable_seconds: 20"}
+        out["after"] = recover_once(names, Path(tmp) / "after", {}, after, kills=kills, port=18192)
+        out["standby"] = recover_once(names, Path(tmp) / "standby", {}, {**after, **STANDBY}, kills=kills, port=18193)
     return {"kills": kills, "kill_to_next_batch_s": out,
             "median_s": {k: _median(v) for k, v in out.items()}}

@@ -259,6 +259,10 @@ class Settings(BaseSettings):
     def checkpoint_path(self, job: str, query: str) -> str:
         return locations.join(self.checkpoint_root, job, query)
 
+    def standby_file(self, job: str) -> Path:
+        """Where a job's warm standby writes its pid once it waits for activation (supervisor/standby.py)."""
+        return self.state_root / "standby" / f"{job}.ready"
+
     @property
     def uses_object_store(self) -> bool:
         return any(locations.is_object_store(x) for x in (self.output_root, self.checkpoint_root,
@@ -369,6 +373,9 @@ class JobSpec(BaseModel):
     max_range: int = Field(default=1, ge=1)
     restart: RestartPolicy = RestartPolicy()
     enabled: bool = True
+    # Streaming only: keep a warm standby driver that takes over when the running one crashes
+    # (supervisor/standby.py). It holds a Spark application and its executors while it waits.
+    standby: bool = False
 
     @field_validator("schedule")
     @classmethod
@@ -381,6 +388,8 @@ class JobSpec(BaseModel):
     def _batch_needs_schedule(self) -> JobSpec:
         if self.kind == "batch" and (self.schedule is None or self.interval is None):
             raise ValueError(f"batch job {self.name!r} needs a schedule and an interval")
+        if self.kind == "batch" and self.standby:
+            raise ValueError(f"batch job {self.name!r}: standby is for streaming jobs only")
         if not (PROJECT_ROOT / self.script).is_file():
             raise ValueError(f"job {self.name!r}: script {self.script!r} does not exist")
         return self

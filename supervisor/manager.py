@@ -23,6 +23,7 @@ from supervisor.batches import BatchJobs
 from supervisor.metrics import KafkaOffsets, ProgressTracker, job_lag, query_summary
 from supervisor.process import AdoptedChild, Child, State, SupervisedProcess, driver_process, spawn
 from supervisor.scheduler import Ledger, Scheduler
+from supervisor.standby import Standby, announced_pid
 from utils import readiness
 from utils.launch import spark_submit_command, spark_submit_env
 from utils.preflight import kafka_client_options
@@ -81,7 +82,14 @@ class Orchestrator:
         for name in self.streaming:
             spec = self.jobs[name]
             self.processes[name] = SupervisedProcess(
-                name, spec.restart, spawner=lambda s=spec: self.spawner(s, None), clock=self.clock)
+                name, spec.restart, spawner=lambda s=spec: self.spawner(s, None), clock=self.clock,
+                standby=self._standby(spec) if spec.standby else None)
+
+    def _standby(self, spec: JobSpec) -> Standby:
+        ready_file = self.settings.standby_file(spec.name)
+        return Standby(spec.name, spawner=lambda: self.spawner(spec, [*spec.args, "--standby"]),
+                       is_ready=lambda child: announced_pid(ready_file) == driver_process(child.pid),
+                       clock=self.clock, stop_timeout_seconds=spec.restart.stop_timeout_seconds)
 
     # -- children ----------------------------------------------------------------------------------
 
@@ -107,6 +115,8 @@ class Orchestrator:
         """Rewrite children.json when the set of children changed (spawn, exit, adoption)."""
         records = [self._record_of(n, "streaming", p.child, checkpoint=locations.join(self.settings.checkpoint_root, n))
                    for n, p in self.processes.items() if p.child is not None]
+        records += [self._record_of(n, "standby", c) for n, p in self.processes.items() if p.standby
+                    for c in p.standby.children()]
         records += [self._record_of(n, "batch", r.child, run_id=r.run_id, result_file=str(r.result_file),
                                     intervals=[i.isoformat() for i in r.intervals])
                     for n, r in self.batches.runs.items()]
@@ -126,6 +136,13 @@ class Orchestrator:
                 handled.add(self.batches.adopt(rec, alive))
                 continue
             if not alive:
+                continue
+            if rec.kind == "standby":
+                # Stopped, not adopted: a new one starts once its job runs here (with this
+                # orchestrator's code and settings).
+                log.info("%s: stopping standby pid %s of a previous orchestrator", rec.job, rec.pid,
+                         extra={"job_name": rec.job})
+                children.stop_group(rec, 60.0, lambda pid: os.kill(driver_process(pid), signal.SIGTERM))
                 continue
             proc = self.processes.get(rec.job)
             if proc is not None and proc.state is State.STOPPED:
@@ -252,7 +269,8 @@ class Orchestrator:
         self.write_status()
 
     def _all_down(self) -> bool:
-        return (all(p.child is None or p.child.poll() is not None for p in self.processes.values())
+        return (all((p.child is None or p.child.poll() is not None) and not (p.standby and p.standby.busy())
+                    for p in self.processes.values())
                 and not self.batches.runs)
 
     def run(self, poll_seconds: float = 1.0, status_every: float = 5.0) -> int:

@@ -25,6 +25,7 @@ import psutil
 
 from configs.spark_config import RestartPolicy
 from supervisor.children import ChildRecord, is_alive
+from supervisor.standby import Standby
 from utils.preflight import MISSING_DEPENDENCY_EXIT_CODE
 
 log = logging.getLogger("orchestrator.process")
@@ -51,6 +52,7 @@ class Child(Protocol):
 
     def poll(self) -> int | None: ...
     def signal_group(self, sig: int) -> None: ...
+    def signal_driver(self, sig: int) -> None: ...
     def reap_group(self) -> None: ...
 
 
@@ -93,9 +95,11 @@ class GroupChild:
         micro-batch and exits 0. Signalling the whole group would also reach the JVM (the
         spark-submit launcher or the py4j gateway), whose shutdown hooks stop the SparkContext
         under the driver's feet."""
-        target = driver_process(self.pid)
+        self.signal_driver(signal.SIGTERM)
+
+    def signal_driver(self, sig: int) -> None:
         try:
-            os.kill(target, signal.SIGTERM)
+            os.kill(driver_process(self.pid), sig)
         except ProcessLookupError:
             pass
 
@@ -187,6 +191,7 @@ class SupervisedProcess:
     policy: RestartPolicy
     spawner: Callable[[], Child]
     clock: Callable[[], float]
+    standby: Standby | None = None
     state: State = State.STOPPED
     child: Child | None = None
     stats: Stats = field(default_factory=Stats)
@@ -225,6 +230,8 @@ class SupervisedProcess:
     def stop(self, reason: str = "stop requested") -> None:
         """SIGTERM to the process group; SIGKILL follows after the policy's stop timeout."""
         self._start_after_stop = self._start_after_stop and self.state in (State.STARTING, State.RUNNING)
+        if self.standby:
+            self.standby.retire()
         if self.state in (State.STARTING, State.RUNNING) and self.child is not None:
             self.child.signal_group(signal.SIGTERM)
             self.stop_deadline = self.clock() + self.policy.stop_timeout_seconds
@@ -255,10 +262,14 @@ class SupervisedProcess:
     def kill(self) -> None:
         if self.child is not None and self.child.poll() is None:
             self.child.signal_group(signal.SIGKILL)
+        if self.standby:
+            self.standby.kill()
 
     # -- the clock tick --------------------------------------------------------------------------
 
     def tick(self) -> None:
+        if self.standby:
+            self.standby.tick()
         handler = {State.STARTING: self._tick_starting, State.RUNNING: self._tick_running,
                    State.BACKOFF: self._tick_backoff, State.STOPPING: self._tick_stopping}.get(self.state)
         if handler is None:
@@ -269,6 +280,10 @@ class SupervisedProcess:
             # goes too, so that no orphan outlives its job.
             self.child.reap_group()
         handler(self.clock(), code)
+        if self.state is State.BACKOFF and self.clock() >= self.backoff_until:
+            # A restart without delay (a crash after a stable run) happens in this tick: waiting
+            # for the next one would add a poll interval to the outage.
+            self._tick_backoff(self.clock(), None)
 
     def _tick_starting(self, now: float, code: int | None) -> None:
         if code is not None:
@@ -284,6 +299,8 @@ class SupervisedProcess:
             if stable and self.stats.consecutive_failures:
                 self.stats.consecutive_failures = 0
                 log.info("%s: stable for %.0fs, backoff reset", self.name, self.policy.stable_seconds)
+            if self.standby:
+                self.standby.keep_warm()
             return
         self.stats.last_exit_code, self.stats.last_exit = code, now
         if code == 0 and self.policy.autorestart != "always":
@@ -301,8 +318,8 @@ class SupervisedProcess:
     def _tick_backoff(self, now: float, _code: int | None) -> None:
         if now >= self.backoff_until:
             self.stats.restarts += 1
-            # BACKOFF -> STARTING
-            self._spawn()
+            # BACKOFF -> STARTING: the warm standby when there is a ready one, else a cold start
+            self._spawn(self.standby.take() if self.standby else None)
 
     def _tick_stopping(self, now: float, code: int | None) -> None:
         if code is not None:
@@ -331,17 +348,23 @@ class SupervisedProcess:
         p = self.policy
         return min(p.backoff_initial_seconds * p.backoff_multiplier ** (n - 1), p.backoff_max_seconds)
 
-    def _spawn(self) -> None:
-        self.child = self.spawner()
+    def _spawn(self, standby: Child | None = None) -> None:
+        self.child = standby or self.spawner()
         self.stats.starts += 1
         self.stats.last_start = self.clock()
         self.running_since = None
         # STOPPED/EXITED/BACKOFF -> STARTING
-        self._change_state(State.STARTING, f"pid {self.child.pid}")
+        self._change_state(State.STARTING, f"standby pid {standby.pid} activated" if standby
+                           else f"pid {self.child.pid}")
 
     def _on_failure(self, code: int, reason: str) -> None:
         now = self.clock()
         self.stats.last_exit_code, self.stats.last_exit = code, now
+        stable = self.running_since is not None and now - self.running_since >= self.policy.stable_seconds
+        if stable:
+            # A stable run resets the count even when no tick saw it stable (a crash right at the
+            # boundary; reaping a dead driver's group takes a few seconds of the tick).
+            self.stats.consecutive_failures = 0
         self.stats.failures += 1
         self.stats.consecutive_failures += 1
         self.child = None
@@ -357,8 +380,7 @@ class SupervisedProcess:
             return
         # A crash after a stable run (a killed driver, a lost host) restarts at once: waiting
         # would only add to the outage. Failing again before it is stable backs off as usual.
-        stable = self.running_since is not None and now - self.running_since >= self.policy.stable_seconds
-        delay = 0.0 if stable and self.stats.consecutive_failures == 1 else self.backoff_delay()
+        delay = 0.0 if stable else self.backoff_delay()
         self.backoff_until = now + delay
         # STARTING/RUNNING/STOPPING -> BACKOFF
         self._change_state(State.BACKOFF, f"{reason}, exit code {code}; retry in {delay:.0f}s")
@@ -375,4 +397,5 @@ class SupervisedProcess:
             if self.state in (State.STARTING, State.RUNNING) and self.stats.last_start else 0.0,
             "unhealthy_restarts": self.stats.unhealthy_restarts,
             "backoff_until": self.backoff_until if self.state is State.BACKOFF else None,
+            **(self.standby.snapshot() if self.standby else {}),
         }

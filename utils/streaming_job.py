@@ -11,12 +11,14 @@ A job script only says what its queries are:
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -56,18 +58,28 @@ def quarantine_query(checked: Callable[[], DataFrame], *, topic: str, job: str, 
 
 
 class GracefulStop:
-    """Turns SIGTERM/SIGINT into a request to stop after the running micro-batch."""
+    """Turns SIGTERM/SIGINT into a request to stop after the running micro-batch, and SIGUSR1
+    into a standby's activation."""
 
     def __init__(self) -> None:
         self.requested = threading.Event()
+        self.activated = threading.Event()
 
     def install(self) -> GracefulStop:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._handle)
+        signal.signal(signal.SIGUSR1, lambda _signum, _frame: self.activated.set())
         return self
 
     def _handle(self, _signum: int, _frame: Any) -> None:
         self.requested.set()
+
+    def wait_for_activation(self) -> bool:
+        """A standby's wait: True once activated, False when asked to stop first."""
+        while not self.activated.wait(0.1):
+            if self.requested.is_set():
+                return False
+        return True
 
 
 def last_batch_id(query: StreamingQuery) -> int:
@@ -149,6 +161,25 @@ class QueryRunner:
         return 1 if failed else 0
 
 
+def wait_as_standby(ready_file: Path, stopper: GracefulStop, log: ContextLogger) -> bool:
+    """A warm standby's wait (supervisor/standby.py): announce this driver's pid, then wait for
+    SIGUSR1 (True: start the queries) or SIGTERM (False: exit). The SIGUSR1 handler is installed
+    before the announcement, so the supervisor never activates a driver that would die of it."""
+    ready_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = ready_file.with_suffix(f".{os.getpid()}")
+    tmp.write_text(str(os.getpid()))
+    tmp.replace(ready_file)
+    log.info("standby ready: waiting for SIGUSR1 to start the queries")
+    try:
+        activated = stopper.wait_for_activation()
+    finally:
+        if ready_file.exists() and ready_file.read_text().strip() == str(os.getpid()):
+            ready_file.unlink()
+    if activated:
+        log.info("standby activated")
+    return activated
+
+
 BuildFn = Callable[[SparkSession, Settings, bool], list[QuerySpec]]
 
 
@@ -159,6 +190,9 @@ def run_streaming_job(name: str, build: BuildFn, doc: str | None, argv: list[str
     parser.add_argument("--available-now", action="store_true",
                         help="process everything on the topics, write what the watermark has "
                              "closed, and exit 0")
+    parser.add_argument("--standby", action="store_true",
+                        help="start the session, then wait for SIGUSR1 before starting the queries "
+                             "(a warm standby the orchestrator activates when the running driver dies)")
     args = parser.parse_args(argv)
     settings = load_cli_settings(name)
     stopper = GracefulStop().install()
@@ -175,12 +209,15 @@ def run_streaming_job(name: str, build: BuildFn, doc: str | None, argv: list[str
     began = time.monotonic()
     spark = create_spark_session(name, settings, streaming=True)
     log.info("spark session ready", extra={"seconds": round(time.monotonic() - began, 1)})
-    progress_dir = settings.state_root / "progress"
-    progress_dir.mkdir(parents=True, exist_ok=True)
-    context = spark.sparkContext
-    spark.streams.addListener(ProgressLogger(log, progress_dir / f"{name}.json",
-                                             app={"app_id": context.applicationId, "ui_url": context.uiWebUrl}))
     try:
+        if args.standby and not wait_as_standby(settings.standby_file(name), stopper, log):
+            log.info("exiting", extra={"exit_code": 0})
+            return 0
+        progress_dir = settings.state_root / "progress"
+        progress_dir.mkdir(parents=True, exist_ok=True)
+        context = spark.sparkContext
+        spark.streams.addListener(ProgressLogger(log, progress_dir / f"{name}.json",
+                                                 app={"app_id": context.applicationId, "ui_url": context.uiWebUrl}))
         specs = build(spark, settings, args.available_now)
         runner = QueryRunner(specs, log, stop_timeout=settings.stop_timeout_seconds,
                              refresh_seconds=settings.user_master_refresh_seconds, stopper=stopper)

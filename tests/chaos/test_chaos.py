@@ -115,12 +115,14 @@ class Live:
 
 @contextmanager
 def live(tmp_path: Path, name: str, seed: int, start: str, *orchestrator_args: str,
-         app_events: int = 10000, env: dict[str, str] | None = None) -> Iterator[Live]:
+         app_events: int = 10000, env: dict[str, str] | None = None,
+         registry_edits: dict[str, str] | None = None) -> Iterator[Live]:
     run = new_run(tmp_path, name)
     truth = run.root / "truth"
     gen = start_generator(run, truth, "--app-events", str(app_events), "--seed", str(seed), "--start", start,
                           *LIVE, "--rate", "100")
-    orch = Orchestrator(run, PORT, *orchestrator_args, env={**ENV, **(env or {})}, registry_edits=FAST).start()
+    orch = Orchestrator(run, PORT, *orchestrator_args, env={**ENV, **(env or {})},
+                        registry_edits={**FAST, **(registry_edits or {})}).start()
     try:
         # A readiness gate, not a speed check: with four jobs starting at once on two cores, the
         # first micro-batch of a stateful query has taken over three minutes (CI, 2026-11-26).
@@ -145,27 +147,38 @@ def record(rows: dict, scenario: str, done: str, figures: dict, recovery: str, t
 # -- 1 and 6: driver killed, then output unwritable -----------------------------------------------
 
 
+STANDBY = {"description: app_events -> 1-minute windows (events_aggregated_realtime)":
+           "description: app_events -> 1-minute windows (events_aggregated_realtime)\n    standby: true"}
+
+
 def test_driver_killed_three_times_then_output_unwritable(stack, tmp_path, reliability):
-    """One live run of event_aggregation under the orchestrator, two faults in turn: its driver
-    killed three times, then its output folder made unwritable until it fails twice."""
+    """One live run of event_aggregation under the orchestrator with a warm standby, two faults in
+    turn: its driver killed three times (twice with the standby ready, which takes over; then
+    without waiting for the next one), then its output folder made unwritable until it fails
+    twice (the standby, when ready, takes the first failure; the second starts cold)."""
     reliability.start("1 driver killed")
     reliability.start("6 unwritable output")
     recoveries = []
     # A secret-looking setting (harmless here): it must reach no command line of any child.
     secret = "never-on-a-command-line-42"
     # 22,000 app events at 100 records/s (about 5.5 minutes): input keeps arriving through both faults.
+    standbys = set()
     with live(tmp_path, "killdriver", 31, "2026-11-19T10:00:00Z", "--jobs", JOB, app_events=22000,
-              env={"SPARK_EXTRA_CONF": json.dumps({"spark.hadoop.fs.s3a.secret.key": secret})}) as sc:
+              env={"SPARK_EXTRA_CONF": json.dumps({"spark.hadoop.fs.s3a.secret.key": secret})},
+              registry_edits=STANDBY) as sc:
         run, truth, orch = sc.run, sc.truth, sc.orch
         tree = psutil.Process(orch.proc.pid).children(recursive=True)
         assert {p.name() for p in tree} >= {"java", "python"}, "the spark-submit JVM and the Python driver"
         for proc in tree:
             with contextlib.suppress(psutil.NoSuchProcess):
                 assert secret not in " ".join(proc.cmdline()), proc.cmdline()
-        last = -1
+        last, paths = -1, []
         for i in range(3):
-            status = orch.wait_for(lambda s, last=last: job_status(s)["state"] == "RUNNING"
-                                   and batch_id(run) > last, 300, f"a micro-batch before kill {i + 1}")
+            status = orch.wait_for(lambda s, last=last, i=i: job_status(s)["state"] == "RUNNING"
+                                   and batch_id(run) > last and (i == 2 or job_status(s)["standby"] == "ready"),
+                                   300, f"a micro-batch (and a ready standby) before kill {i + 1}")
+            standby = job_status(status)["standby_pid"]
+            standbys.add(standby)
             # The whole driver: the spark-submit JVM (which hosts the SparkContext's JVM side) and
             # the Python process, as a host or container crash would take them.
             leader = job_status(status)["pid"]
@@ -173,9 +186,10 @@ def test_driver_killed_three_times_then_output_unwritable(stack, tmp_path, relia
             assert any("java" in psutil.Process(m).name() for m in members), "the driver JVM is in the group"
             os.killpg(leader, signal.SIGKILL)
             killed, last = time.monotonic(), batch_id(run)
-            orch.wait_for(lambda s, i=i, last=last: job_status(s)["starts"] >= i + 2 and batch_id(run) > last,
-                          300, f"recovery from kill {i + 1}")
+            after = orch.wait_for(lambda s, i=i, last=last: job_status(s)["starts"] >= i + 2
+                                  and batch_id(run) > last, 300, f"recovery from kill {i + 1}")
             recoveries.append(time.monotonic() - killed)
+            paths.append("standby" if job_status(after)["pid"] == standby else "cold")
         killed_status = job_status(orch.status())
 
         out = run.root / "outputs" / DATASET
@@ -209,13 +223,15 @@ def test_driver_killed_three_times_then_output_unwritable(stack, tmp_path, relia
     figures = window_figures(run, truth)
     record(reliability, "1 driver killed", "SIGKILL to the event_aggregation driver's process group (the "
            "spark-submit JVM and the Python driver) 3x while the generator produced 100 records/s; the "
-           "orchestrator restarted it each time", figures,
+           f"orchestrator restarted it each time (`standby: true`; taken over by: {', '.join(paths)})", figures,
            "kill -> next committed batch: " + ", ".join(f"{r:.0f}" for r in recoveries), truth)
     record(reliability, "6 unwritable output", "then, in the same run, the output folder replaced by a file "
            f"until 2 failed starts (consecutive failures {backoff_states['consecutive_failures']}, state "
            f"{backoff_states['state']}; the job's error names the path), then restored", figures,
            f"fix -> next committed batch: {recovery:.0f}", truth)
     assert killed_status["restarts"] >= 3, killed_status
+    assert paths[:2] == ["standby", "standby"], paths
+    assert not any(psutil.pid_exists(p) for p in standbys if p), "the orchestrator's stop stops its standby"
     assert figures["exact"], figures
 
 

@@ -44,6 +44,9 @@ class FakeChild:
         if self.exit_code is None and (sig == signal.SIGKILL or not self.ignores_sigterm):
             self.exit_code = -sig if sig == signal.SIGKILL else 0
 
+    def signal_driver(self, sig: int) -> None:
+        self.signals.append(sig)
+
 
 class Spawner:
     def __init__(self, **child_kwargs) -> None:
@@ -124,14 +127,28 @@ def test_stable_run_resets_the_backoff():
     proc.tick()
     assert proc.stats.consecutive_failures == 0
     crash(proc)
-    # A crash after a stable run restarts at once (the next tick), not after a backoff ...
-    assert proc.state is State.BACKOFF and proc.backoff_until == clock.now
-    proc.tick()
-    assert proc.state is State.STARTING
+    # A crash after a stable run restarts at once (in the tick that saw it), not after a backoff ...
+    assert proc.state is State.STARTING and proc.stats.restarts == 3
     # ... and crashing again before it is stable backs off: the second failure in a row.
     clock.advance(3)
     crash(proc)
     assert proc.backoff_until - clock.now == 10
+
+
+def test_a_crash_right_when_the_run_became_stable_restarts_at_once():
+    # No tick saw the run stable before the crash (the tick that finds a dead driver spends
+    # seconds reaping its group): the failure count still starts again from 1.
+    proc, clock, _ = make()
+    proc.start()
+    crash(proc)
+    clock.advance(5)
+    proc.tick()  # BACKOFF -> STARTING
+    clock.advance(10)
+    proc.tick()  # STARTING -> RUNNING
+    clock.advance(100)
+    crash(proc)
+    assert proc.stats.consecutive_failures == 1
+    assert proc.state is State.STARTING, "restarted in the same tick, no backoff"
 
 
 def test_clean_exit_is_not_restarted_unless_policy_says_always():
