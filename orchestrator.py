@@ -106,6 +106,7 @@ def _streaming_detail(job: dict) -> str:
     lag = job.get("lag")
     spark = f", app {job['app_id']}" if job.get("app_id") else ""
     spark += f", UI {job['ui_url']}" if job.get("ui_url") else ""
+    spark += f", standby {job['standby']} pid {job['standby_pid']}" if job.get("standby_pid") else ""
     return (f"uptime {job['uptime_seconds']}s" + (f", lag {sum(lag.values()):,}" if lag is not None else "")
             + spark)
 

@@ -143,6 +143,8 @@ def render_metrics(status: dict, tracker: ProgressTracker | None = None) -> byte
     failures = Counter("orchestrator_job_failures", "unexpected exits and failed starts", ["job"], registry=r)
     uptime = _gauge(r, "orchestrator_job_uptime_seconds", "seconds since the current process started", ["job"])
     progress = _gauge(r, "orchestrator_job_last_progress_timestamp_seconds", "last streaming progress", ["job"])
+    standby = _gauge(r, "orchestrator_streaming_standby_ready",
+                     "1 when the job's warm standby waits, ready to take over (standby: true)", ["job"])
     lag = _gauge(r, "orchestrator_streaming_kafka_lag_records",
                  "records on the topic not yet processed by the job (broker end offsets - committed)", ["job", "topic"])
     q = {name: _gauge(r, f"orchestrator_streaming_{name}", doc, ["job", "query"]) for name, doc in (
@@ -172,6 +174,8 @@ def render_metrics(status: dict, tracker: ProgressTracker | None = None) -> byte
         starts.labels(name).inc(job["starts"])
         failures.labels(name).inc(job["failures"])
         uptime.labels(name).set(job.get("uptime_seconds") or 0)
+        if "standby" in job:
+            standby.labels(name).set(1 if job["standby"] == "ready" else 0)
         if job.get("last_progress"):
             progress.labels(name).set(job["last_progress"])
         for topic, n in (job.get("lag") or {}).items():

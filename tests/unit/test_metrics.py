@@ -50,6 +50,7 @@ def status(state: str = "RUNNING") -> dict:
                 "kind": "streaming", "state": state, "starts": 2, "restarts": 1, "failures": 1,
                 "uptime_seconds": 60.0, "last_progress": 1000.0, "lag": {"app_events": 300},
                 "app_id": "app-1", "ui_url": "http://127.0.0.1:4040" if state == "RUNNING" else None,
+                "standby": "ready", "standby_pid": 4321,
                 "queries": {"windows": {"batch_id": 3, "input_rows_per_second": 50.0,
                                         "processed_rows_per_second": 80.0, "batch_duration_s": 4.0,
                                         "watermark": "2026-11-29T17:58:00.000Z", "watermark_delay_s": 120.0,
@@ -82,6 +83,7 @@ def test_metrics_have_the_documented_names_labels_and_units():
     assert value[("orchestrator_job_starts_total", (job,))] == 2
     assert families["orchestrator_job_starts"].type == "counter"
     assert value[("orchestrator_job_state", (job, ("state", "RUNNING")))] == 1
+    assert value[("orchestrator_streaming_standby_ready", (job,))] == 1
 
 
 def test_status_page_shows_every_job_its_state_and_links_and_refreshes_itself():
