@@ -125,10 +125,6 @@ def spark_conf(app_name: str, settings: Settings, *, streaming: bool) -> dict[st
                 # Adaptive execution does not apply to stateful streaming; the state store has
                 # as many partitions as shuffle partitions, fixed at the first checkpoint.
                 "spark.sql.streaming.noDataMicroBatches.enabled": "true",
-                # A job's main queries before its quarantine queries, core by core
-                # (configs/fairscheduler.xml).
-                "spark.scheduler.mode": "FAIR",
-                "spark.scheduler.allocation.file": str(PROJECT_ROOT / "configs" / "fairscheduler.xml"),
             }
         )
     if settings.uses_object_store:

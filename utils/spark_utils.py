@@ -96,8 +96,7 @@ def read_kafka_batch(spark: SparkSession, topic: str, settings: Settings) -> Dat
 
 
 def _start(writer, *, checkpoint_location: str, query_name: str, settings: Settings,
-           available_now: bool, path: str | None = None, trigger: str | None = None,
-           pool: str | None = None) -> StreamingQuery:
+           available_now: bool, path: str | None = None, trigger: str | None = None) -> StreamingQuery:
     if not checkpoint_location:
         raise ValueError("checkpoint_location is required: outputs must be exactly-once")
     writer = writer.option("checkpointLocation", checkpoint_location).queryName(query_name)
@@ -105,15 +104,7 @@ def _start(writer, *, checkpoint_location: str, query_name: str, settings: Setti
         writer = writer.trigger(availableNow=True)
     else:
         writer = writer.trigger(processingTime=trigger or settings.trigger_interval)
-    if pool is None:
-        return writer.start(path) if path else writer.start()
-    # The query's thread inherits the scheduler pool from the thread that starts it.
-    context = SparkSession.active().sparkContext
-    context.setLocalProperty("spark.scheduler.pool", pool)
-    try:
-        return writer.start(path) if path else writer.start()
-    finally:
-        context.setLocalProperty("spark.scheduler.pool", None)
+    return writer.start(path) if path else writer.start()
 
 
 def write_file_stream(
@@ -128,7 +119,6 @@ def write_file_stream(
     available_now: bool = False,
     options: dict[str, str] | None = None,
     trigger: str | None = None,
-    pool: str | None = None,
 ) -> StreamingQuery:
     """Append a stream to a checkpointed file sink (exactly-once per input record); `trigger`
     overrides TRIGGER_INTERVAL for this query."""
@@ -136,7 +126,7 @@ def write_file_stream(
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     return _start(writer, checkpoint_location=checkpoint_location, query_name=query_name,
-                  settings=settings, available_now=available_now, path=path, trigger=trigger, pool=pool)
+                  settings=settings, available_now=available_now, path=path, trigger=trigger)
 
 
 def write_parquet_stream(df: DataFrame, **kwargs: Any) -> StreamingQuery:

@@ -42,11 +42,6 @@ class QuerySpec:
     refresh_signature: Callable[[], Hashable] | None = None
 
 
-# The scheduler pool of the quarantine queries: their tasks take a core only when the job's main
-# queries have none waiting (configs/fairscheduler.xml).
-QUARANTINE_POOL = "quarantine"
-
-
 def quarantine_query(checked: Callable[[], DataFrame], *, topic: str, job: str, settings: Settings,
                      available_now: bool, name: str | None = None,
                      checkpoint: str = "quarantine") -> QuerySpec:
@@ -58,7 +53,7 @@ def quarantine_query(checked: Callable[[], DataFrame], *, topic: str, job: str, 
             X.to_quarantine(checked()), path=settings.quarantine_path(topic),
             checkpoint_location=settings.checkpoint_path(job, checkpoint), query_name=name,
             settings=settings, partition_by=["quarantine_date"], available_now=available_now,
-            trigger=settings.quarantine_trigger, pool=QUARANTINE_POOL)
+            trigger=settings.quarantine_trigger)
     return QuerySpec(name, start)
 
 

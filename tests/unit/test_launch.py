@@ -113,19 +113,3 @@ def test_a_job_starts_when_its_cds_archive_is_stale_or_damaged(tmp_path):
     done = subprocess.run([exe, f"-XX:SharedArchiveFile={damaged}", "-Xshare:auto", "-version"],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
-
-
-def test_streaming_jobs_schedule_their_main_queries_before_their_quarantine():
-    import xml.etree.ElementTree as ET
-
-    from utils.streaming_job import QUARANTINE_POOL
-
-    conf = spark_conf("j", load_settings(), streaming=True)
-    assert conf["spark.scheduler.mode"] == "FAIR"
-    pools = {p.get("name"): p for p in ET.parse(conf["spark.scheduler.allocation.file"]).getroot()}
-    assert set(pools) == {"default", QUARANTINE_POOL}
-    # The main queries' pool is "needy" (fewer running tasks than its minShare) whenever it has
-    # a task waiting, so it gets each free core first; the quarantine's pool asks for none.
-    assert int(pools["default"].findtext("minShare")) > 2 * load_settings().spark_cores_max
-    assert int(pools[QUARANTINE_POOL].findtext("minShare")) == 0
-    assert "spark.scheduler.mode" not in spark_conf("j", load_settings(), streaming=False)

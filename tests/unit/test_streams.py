@@ -150,22 +150,3 @@ def test_quarantine_query_runs_on_its_own_trigger(spark, tmp_path):
         query.stop()
     rows = spark.read.parquet(settings.quarantine_path("app_events")).collect()
     assert [(r.offset, r.error) for r in rows] == [(1, "invalid JSON")]
-
-
-def test_a_query_started_in_a_pool_runs_its_micro_batches_there(spark, tmp_path):
-    from utils.spark_utils import _start
-
-    source = tmp_path / "in"
-    _write(source, "1.json", [_event("a", 1)])
-    pools = []
-
-    def batch(_df, _batch_id):
-        pools.append(spark.sparkContext.getLocalProperty("spark.scheduler.pool"))
-
-    events = spark.readStream.schema(EVENT_SCHEMA).json(str(source))
-    for pool in ("quarantine", None):
-        query = _start(events.writeStream.foreachBatch(batch), checkpoint_location=str(tmp_path / f"ckpt-{pool}"),
-                       query_name=f"pool_{pool}", settings=load_settings(), available_now=True, pool=pool)
-        query.awaitTermination(120)
-        assert spark.sparkContext.getLocalProperty("spark.scheduler.pool") is None, "the starting thread's is reset"
-    assert pools == ["quarantine", None]
