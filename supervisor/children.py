@@ -75,7 +75,7 @@ def holder(path: Path) -> int | None:
 @dataclass
 class ChildRecord:
     job: str
-    kind: str  # streaming | batch
+    kind: str  # streaming | batch | standby (a warm standby: stopped, never adopted)
     pid: int
     pgid: int
     create_time: float
