@@ -177,7 +177,7 @@ STANDBY = {"description: app_events -> 1-minute windows (events_aggregated_realt
 def bench_recovery(kills: int = 2) -> dict:
     """Driver SIGKILL -> next committed batch, before the levers (jars copied, no CDS, the
     5 s backoff after any crash), with them (class path, CDS, restart at once after a stable run),
-    and with them plus a warm standby that takes over (`standby: true`)."""""
+    and with them plus a warm standby that takes over (`standby: true`)."""
     settings = load_settings()
     prefix = f"benchrec_{time.time_ns() % 10**6}_"
     names = {t: prefix + t for t in ("app_events", "clickstream", "cdc_changes", "external_data")}

@@ -29,6 +29,7 @@ import psutil
 import pytest
 from kafka import KafkaAdminClient, TopicPartition
 
+from benchmarks.startup import STANDBY  # the registry edit that gives event_aggregation a warm standby
 from supervisor.scheduler import Ledger
 from tests import oracle
 from tests.integration.helpers import (
@@ -145,10 +146,6 @@ def record(rows: dict, scenario: str, done: str, figures: dict, recovery: str, t
 
 
 # -- 1 and 6: driver killed, then output unwritable -----------------------------------------------
-
-
-STANDBY = {"description: app_events -> 1-minute windows (events_aggregated_realtime)":
-           "description: app_events -> 1-minute windows (events_aggregated_realtime)\n    standby: true"}
 
 
 def test_driver_killed_three_times_then_output_unwritable(stack, tmp_path, reliability):
