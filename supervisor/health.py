@@ -21,7 +21,7 @@ def master_ui_url(master_url: str) -> str | None:
 
 
 def spark_master(master_url: str, timeout: float = 3.0) -> dict:
-    """Workers alive and applications running, from the master's /json endpoint."""
+    """Workers alive, cores and applications, from the master's /json endpoint."""
     ui = master_ui_url(master_url)
     if ui is None:
         return {"reachable": None, "alive_workers": None, "apps": []}
@@ -29,11 +29,21 @@ def spark_master(master_url: str, timeout: float = 3.0) -> dict:
         state = requests.get(f"{ui}/json/", timeout=timeout).json()
     except (requests.RequestException, ValueError):
         return {"reachable": False, "alive_workers": 0, "apps": []}
+    return {"reachable": True, **master_summary(state)}
+
+
+def master_summary(state: dict) -> dict:
+    """The master's /json in the orchestrator's terms. An application WAITING has no executor
+    yet: the workers' free cores do not cover its spark.cores.max (a job that started and never
+    makes progress; warm standbys and batch runs count too)."""
+    apps = state.get("activeapps", [])
     return {
-        "reachable": True,
         "status": state.get("status"),
         "alive_workers": sum(1 for w in state.get("workers", []) if w.get("state") == "ALIVE"),
-        "apps": sorted(a["name"] for a in state.get("activeapps", [])),
+        "cores": state.get("cores"),
+        "cores_used": state.get("coresused"),
+        "apps": sorted(a["name"] for a in apps),
+        "apps_waiting": sorted(a["name"] for a in apps if a.get("state") == "WAITING"),
     }
 
 

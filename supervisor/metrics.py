@@ -159,8 +159,16 @@ def render_metrics(status: dict, tracker: ProgressTracker | None = None) -> byte
     last_took = _gauge(r, "orchestrator_batch_last_duration_seconds", "duration of the job's last finished interval",
                        ["job"])
     workers = _gauge(r, "orchestrator_spark_alive_workers", "ALIVE workers reported by the Spark master", [])
+    cores = _gauge(r, "orchestrator_spark_cores", "cores of the ALIVE workers, all and used (Spark master)", ["kind"])
+    waiting = _gauge(r, "orchestrator_spark_apps_waiting",
+                     "Spark applications given no executor yet: the free cores do not cover them", [])
     up.set(1 if status["healthy"] else 0)
-    workers.set(status["spark_master"].get("alive_workers") or 0)
+    master = status["spark_master"]
+    workers.set(master.get("alive_workers") or 0)
+    if master.get("cores") is not None:
+        cores.labels("total").set(master["cores"])
+        cores.labels("used").set(master.get("cores_used") or 0)
+    waiting.set(len(master.get("apps_waiting") or []))
     for name, job in status["jobs"].items():
         state.labels(name, job["state"]).set(1)
         if job["kind"] == "batch":

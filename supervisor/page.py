@@ -62,6 +62,18 @@ def chart(points: Iterable[tuple[float, float, float]], now: float, width: int =
             f'{line(1, "#0969da")}{line(2, "#1a7f37")}</svg>')
 
 
+def _master_line(master: dict) -> str:
+    """Workers, cores, and the applications waiting for cores (in red: they make no progress)."""
+    line = f"{master.get('alive_workers')} workers alive"
+    if master.get("cores") is not None:
+        line += f", {master.get('cores_used')} of {master['cores']} cores used"
+    waiting = master.get("apps_waiting") or []
+    if waiting:
+        line += (f', <span style="color:#cf222e">{len(waiting)} application(s) waiting for cores: '
+                 f"{escape(', '.join(waiting))}</span>")
+    return line
+
+
 def render_page(status: dict, rates: dict[str, Iterable], *, master_ui: str | None = None,
                 history_ui: str | None = None, now: float | None = None) -> str:
     now = now or time.time()
@@ -111,7 +123,7 @@ def render_page(status: dict, rates: dict[str, Iterable], *, master_ui: str | No
 <title>Data platform: {health}</title><style>{STYLE}</style></head><body>
 <h1>Data platform orchestrator: <span style="color:{'#1a7f37' if status['healthy'] else '#cf222e'}">{health}</span></h1>
 <p class=muted>pid {status['pid']}, up {status['uptime_seconds']:,.0f} s, {escape(status['time'])};
-Spark master: {status['spark_master'].get('alive_workers')} workers alive. {links}</p>
+Spark master: {_master_line(status['spark_master'])}. {links}</p>
 <h2>Streaming jobs</h2>
 <table><tr><th>job</th><th>state</th><th>uptime</th><th>restarts</th><th>Kafka lag (records)</th><th>input rows/s</th>
 <th>processed rows/s</th><th>last micro-batch</th><th>duration</th><th>watermark</th><th>Spark</th></tr>

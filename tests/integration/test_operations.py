@@ -141,6 +141,12 @@ def test_batches_wait_for_complete_inputs_and_operators_see_lag_rates_and_pages(
                 assert info["input_rows_per_second"] == record["input_rows_per_second"]
             assert status["jobs"][job]["app_id"].startswith("app-")
             assert requests.get(status["jobs"][job]["ui_url"], timeout=5).ok, "the driver's Spark UI answers"
+        # The real master's /json read right: two jobs hold SPARK_CORES_MAX cores each, none waits.
+        master = status["spark_master"]
+        assert master["alive_workers"] == 2 and master["apps_waiting"] == [], master
+        assert master["cores"] >= master["cores_used"] >= 2 * 2, master
+        assert values[("orchestrator_spark_cores", (("kind", "total"),))] == master["cores"]
+        assert values[("orchestrator_spark_apps_waiting", ())] == 0
         assert values[("orchestrator_streaming_micro_batch_duration_seconds_count",
                        (("job", "data_enrichment"), ("query", "enriched_events")))] >= 5
         # The status command links each running job to its Spark application and UI, and each

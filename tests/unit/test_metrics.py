@@ -9,6 +9,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from configs.spark_config import PROJECT_ROOT
+from supervisor import health
 from supervisor.metrics import ProgressTracker, job_lag, render_metrics
 from supervisor.page import render_page
 
@@ -44,7 +45,8 @@ def test_each_micro_batch_is_counted_once_and_rates_kept_for_an_hour():
 def status(state: str = "RUNNING") -> dict:
     return {
         "healthy": True, "pid": 1, "uptime_seconds": 12.0, "time": "2026-11-29T18:00:00+00:00",
-        "spark_master": {"alive_workers": 2},
+        "spark_master": {"alive_workers": 2, "cores": 12, "cores_used": 10,
+                         "apps_waiting": ["data-platform-hourly_aggregate"]},
         "jobs": {
             "event_aggregation": {
                 "kind": "streaming", "state": state, "starts": 2, "restarts": 1, "failures": 1,
@@ -84,6 +86,9 @@ def test_metrics_have_the_documented_names_labels_and_units():
     assert families["orchestrator_job_starts"].type == "counter"
     assert value[("orchestrator_job_state", (job, ("state", "RUNNING")))] == 1
     assert value[("orchestrator_streaming_standby_ready", (job,))] == 1
+    assert value[("orchestrator_spark_cores", (("kind", "total"),))] == 12
+    assert value[("orchestrator_spark_cores", (("kind", "used"),))] == 10
+    assert value[("orchestrator_spark_apps_waiting", ())] == 1
 
 
 def test_status_page_shows_every_job_its_state_and_links_and_refreshes_itself():
@@ -96,6 +101,7 @@ def test_status_page_shows_every_job_its_state_and_links_and_refreshes_itself():
     assert '<a href="http://127.0.0.1:18080/history/app-2/">app-2</a>' in page
     assert "2026-11-29T17:00:00+00:00: watermark &lt; needed" in page
     assert page.count("<polyline") == 2, "input and processed rows/s"
+    assert "10 of 12 cores used" in page and "1 application(s) waiting for cores: data-platform-hourly_aggregate" in page
     stopped = render_page(status("STOPPED"), {}, history_ui="http://127.0.0.1:18080", now=300.0)
     assert ">STOPPED<" in stopped and '<a href="http://127.0.0.1:18080/history/app-1/">app-1</a>' in stopped
 
@@ -112,4 +118,18 @@ def test_alert_rules_are_well_formed_and_use_exported_metrics():
             used = set(re.findall(r"orchestrator_[a-z_]+", rule["expr"]))
             assert used and used <= exported, used - exported
             names.add(rule["alert"])
-    assert names == {"StreamingLagGrowing", "JobFatal", "HourlyAggregateStale", "MicroBatchSlowerThanTrigger"}
+    assert names == {"StreamingLagGrowing", "JobFatal", "HourlyAggregateStale", "MicroBatchSlowerThanTrigger",
+                     "SparkApplicationWaitingForCores"}
+
+
+def test_master_summary_counts_cores_and_names_the_applications_waiting_for_them():
+    # The shape of the standalone master's /json (Spark 4), trimmed to what is read.
+    state = {"status": "ALIVE", "cores": 12, "coresused": 12,
+             "workers": [{"state": "ALIVE"}, {"state": "ALIVE"}, {"state": "DEAD"}],
+             "activeapps": [{"name": "data-platform-event_aggregation", "state": "RUNNING"},
+                            {"name": "data-platform-event_aggregation", "state": "WAITING"},
+                            {"name": "data-platform-daily_summary", "state": "WAITING"}]}
+    summary = health.master_summary(state)
+    assert summary["alive_workers"] == 2 and (summary["cores"], summary["cores_used"]) == (12, 12)
+    assert summary["apps_waiting"] == ["data-platform-daily_summary", "data-platform-event_aggregation"]
+    assert health.master_summary({})["apps_waiting"] == [] and health.master_summary({})["cores"] is None
