@@ -101,8 +101,6 @@ class Settings(BaseSettings):
     # (start-up figures: BENCHMARKS.md). A missing or stale archive is ignored by the JVM.
     spark_cds_enabled: bool = True
     spark_cds_dir: Path = PROJECT_ROOT / ".jars" / "cds"
-    # A small batch job on the executors while a streaming job builds its queries (utils/warmup.py).
-    spark_warmup_enabled: bool = True
     # Spark event logs (for the History Server): on by default, under STATE_ROOT/spark-events.
     spark_event_log_enabled: bool = True
     spark_event_log_dir: Path | None = None

@@ -29,7 +29,6 @@ from configs.spark_config import Settings, load_cli_settings, load_job_registry
 from utils import preflight
 from utils import transformations as X
 from utils.spark_utils import ProgressLogger, create_spark_session, write_parquet_stream
-from utils.warmup import start_warm_up
 
 
 @dataclass
@@ -210,8 +209,6 @@ def run_streaming_job(name: str, build: BuildFn, doc: str | None, argv: list[str
     began = time.monotonic()
     spark = create_spark_session(name, settings, streaming=True)
     log.info("spark session ready", extra={"seconds": round(time.monotonic() - began, 1)})
-    if settings.spark_warmup_enabled:
-        start_warm_up(spark, settings.spark_cores_max, log)
     try:
         if args.standby and not wait_as_standby(settings.standby_file(name), stopper, log):
             log.info("exiting", extra={"exit_code": 0})
