@@ -53,11 +53,38 @@ def test_spark_submit_runs_executors_on_both_workers(stack, tmp_path):
                 break
             time.sleep(1)
         assert on_1 and on_2, f"executors on worker-1: {on_1}, on worker-2: {on_2}"
+        _orchestrator_sees_a_starved_application_waiting(release)
     finally:
         release.touch()
         out, _ = app.communicate(timeout=120)
     assert app.returncode == 0
     assert "sum=999000" in out
+
+
+def _orchestrator_sees_a_starved_application_waiting(release: Path) -> None:
+    """Beside the running application, one whose executors fit no worker (64 GB each): the
+    orchestrator's reading of the master (supervisor.health) shows it waiting, the other not."""
+    from supervisor import health
+
+    command = spark_submit_command(
+        PROJECT_ROOT / "tests/integration/apps/hold_executors.py", [str(release)],
+        master="spark://127.0.0.1:7077",
+        conf={"spark.cores.max": "1", "spark.executor.memory": "64g", "spark.driver.host": "127.0.0.1"})
+    starved = subprocess.Popen(command, env=spark_submit_env(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline, master = time.monotonic() + 120, {}
+        while time.monotonic() < deadline:
+            master = health.spark_master("spark://127.0.0.1:7077")
+            if master["apps"].count("hold-executors") == 2:
+                break
+            time.sleep(1)
+        assert master["apps"].count("hold-executors") == 2, master
+        assert master["apps_waiting"] == ["hold-executors"], "one waits, the other runs"
+        assert master["alive_workers"] == 2 and master["cores"] >= master["cores_used"] >= 2, master
+    finally:
+        os.killpg(starved.pid, 15)
+        starved.wait(timeout=60)
 
 
 def test_kafka_messages_read_back_by_spark_connector(stack, spark_cluster_session):

@@ -101,7 +101,8 @@ def test_status_page_shows_every_job_its_state_and_links_and_refreshes_itself():
     assert '<a href="http://127.0.0.1:18080/history/app-2/">app-2</a>' in page
     assert "2026-11-29T17:00:00+00:00: watermark &lt; needed" in page
     assert page.count("<polyline") == 2, "input and processed rows/s"
-    assert "10 of 12 cores used" in page and "1 application(s) waiting for cores: data-platform-hourly_aggregate" in page
+    assert "10 of 12 cores used" in page
+    assert "1 application(s) waiting for cores: data-platform-hourly_aggregate" in page
     stopped = render_page(status("STOPPED"), {}, history_ui="http://127.0.0.1:18080", now=300.0)
     assert ">STOPPED<" in stopped and '<a href="http://127.0.0.1:18080/history/app-1/">app-1</a>' in stopped
 
