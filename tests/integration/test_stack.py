@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -83,7 +84,7 @@ def _orchestrator_sees_a_starved_application_waiting(release: Path) -> None:
         assert master["apps_waiting"] == ["hold-executors"], "one waits, the other runs"
         assert master["alive_workers"] == 2 and master["cores"] >= master["cores_used"] >= 2, master
     finally:
-        os.killpg(starved.pid, 15)
+        os.killpg(starved.pid, signal.SIGTERM)
         starved.wait(timeout=60)
 
 
