@@ -133,13 +133,17 @@ def md_startup(st: dict) -> list[str]:
 
 def md_latency(runs: list) -> list[str]:
     jobs = ("event_aggregation", "data_enrichment")
+
+    def v(value, none: str = "–") -> str:
+        return none if value is None else str(value)
+
     rows = [[f"{r['target_records_per_s']:,.0f}", r["app_events_per_s"], "yes" if r["kept_up"] else "no",
              r["drained_s_after_generator"],
-             *(f"{r['jobs'][j]['batch_ms_p50']} / {r['jobs'][j]['batch_ms_p95']} ({r['jobs'][j]['batches']})"
+             *(f"{v(r['jobs'][j]['batch_ms_p50'])} / {v(r['jobs'][j]['batch_ms_p95'])} ({r['jobs'][j]['batches']})"
                for j in jobs),
-             " / ".join(str(r["jobs"][j].get("warmup_batch_ms_max")) for j in jobs),
-             " / ".join(str(r["jobs"][j].get("caught_up_s", "–")) for j in jobs),
-             f"{r['enriched_e2e_s']['p50']} / {r['enriched_e2e_s']['p95']} / {r['enriched_e2e_s']['max']}"]
+             " / ".join(v(r["jobs"][j].get("warmup_batch_ms_max")) for j in jobs),
+             " / ".join(v(r["jobs"][j].get("caught_up_s"), "never") for j in jobs),
+             " / ".join(v(r["enriched_e2e_s"][k]) for k in ("p50", "p95", "max"))]
             for r in runs]
     warmup = runs[0].get("warmup_s", 0)
     return ["**Latency with all four jobs**, each in continuous mode on the cluster (trigger "
