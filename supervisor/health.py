@@ -47,6 +47,23 @@ def master_summary(state: dict) -> dict:
     }
 
 
+def cores_needed(cores_max: int, *, streaming: int, standbys: int, batch: bool) -> int:
+    """The workers' cores the supervised applications hold at once: each streaming job, each warm
+    standby, and one batch run (runs of different batch jobs seldom overlap; a second one waits)."""
+    return cores_max * (streaming + standbys + (1 if batch else 0))
+
+
+def core_shortfall(master: dict, needed: int) -> str | None:
+    """Why some application will wait for cores, or None when the ALIVE workers cover `needed`
+    (or the master does not say: local[*], unreachable)."""
+    cores = master.get("cores")
+    if cores is None or cores >= needed:
+        return None
+    return (f"the supervised applications need {needed} cores (SPARK_CORES_MAX each: streaming jobs, "
+            f"standbys, one batch run) but the ALIVE workers offer {cores}: what does not fit waits "
+            "without executors (README, Warm standby)")
+
+
 def is_stale(progress_file: Path, *, started_at: float, stale_after: float, now: float | None = None) -> bool:
     """No progress for `stale_after` seconds since the later of start and last progress."""
     now = time.time() if now is None else now

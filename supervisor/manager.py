@@ -79,6 +79,9 @@ class Orchestrator:
                                  spawner=lambda spec, args: self.spawner(spec, args), clock=self.clock,
                                  shutting_down=self.shutting_down, once=self.once)
         self.trigger_seconds = duration_seconds(self.settings.trigger_interval)
+        self.cores_needed = health.cores_needed(
+            self.settings.spark_cores_max, streaming=len(self.streaming), batch=bool(self.batch),
+            standbys=sum(1 for n in self.streaming if self.jobs[n].standby))
         for name in self.streaming:
             spec = self.jobs[name]
             self.processes[name] = SupervisedProcess(
@@ -228,6 +231,13 @@ class Orchestrator:
         for proc in self.processes.values():
             proc.start()  # a no-op for an adopted job
         self._save_children()
+        self.check_cores()
+
+    def check_cores(self) -> None:
+        """Say at start when the workers cannot hold every supervised application at once."""
+        short = health.core_shortfall(health.spark_master(self.settings.spark_master_url), self.cores_needed)
+        if short:
+            log.warning(short)
 
     def request_shutdown(self, signum: int) -> None:
         if self.shutting_down.is_set():
@@ -299,7 +309,8 @@ class Orchestrator:
     # -- reporting -----------------------------------------------------------------------------------
 
     def status(self) -> dict:
-        master = health.spark_master(self.settings.spark_master_url)  # network: outside the lock
+        master = {**health.spark_master(self.settings.spark_master_url),  # network: outside the lock
+                  "cores_needed": self.cores_needed}
         with self._tick_lock:
             now = self.clock()
             jobs = {n: self._streaming_status(n, p, now) for n, p in self.processes.items()}

@@ -134,6 +134,20 @@ def _gauge(registry: CollectorRegistry, name: str, doc: str, labels: list[str]) 
     return Gauge(name, doc, labels, registry=registry)
 
 
+def _master_gauges(r: CollectorRegistry, master: dict) -> None:
+    """The cluster as the master reports it, and the cores the supervised applications need."""
+    _gauge(r, "orchestrator_spark_alive_workers", "ALIVE workers reported by the Spark master", []).set(
+        master.get("alive_workers") or 0)
+    cores = _gauge(r, "orchestrator_spark_cores", "cores of the ALIVE workers, all and used (Spark master), and "
+                   "those the supervised applications need at once (SPARK_CORES_MAX each)", ["kind"])
+    for kind, key in (("total", "cores"), ("used", "cores_used"), ("needed", "cores_needed")):
+        if master.get(key) is not None:
+            cores.labels(kind).set(master[key])
+    _gauge(r, "orchestrator_spark_apps_waiting",
+           "Spark applications given no executor yet: the free cores do not cover them", []).set(
+        len(master.get("apps_waiting") or []))
+
+
 def render_metrics(status: dict, tracker: ProgressTracker | None = None) -> bytes:
     """Prometheus text from one status snapshot, plus the tracker's histogram."""
     r = CollectorRegistry()
@@ -158,17 +172,8 @@ def render_metrics(status: dict, tracker: ProgressTracker | None = None) -> byte
                      "when the job's last successful interval finished", ["job"])
     last_took = _gauge(r, "orchestrator_batch_last_duration_seconds", "duration of the job's last finished interval",
                        ["job"])
-    workers = _gauge(r, "orchestrator_spark_alive_workers", "ALIVE workers reported by the Spark master", [])
-    cores = _gauge(r, "orchestrator_spark_cores", "cores of the ALIVE workers, all and used (Spark master)", ["kind"])
-    waiting = _gauge(r, "orchestrator_spark_apps_waiting",
-                     "Spark applications given no executor yet: the free cores do not cover them", [])
     up.set(1 if status["healthy"] else 0)
-    master = status["spark_master"]
-    workers.set(master.get("alive_workers") or 0)
-    if master.get("cores") is not None:
-        cores.labels("total").set(master["cores"])
-        cores.labels("used").set(master.get("cores_used") or 0)
-    waiting.set(len(master.get("apps_waiting") or []))
+    _master_gauges(r, status["spark_master"])
     for name, job in status["jobs"].items():
         state.labels(name, job["state"]).set(1)
         if job["kind"] == "batch":

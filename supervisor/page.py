@@ -63,10 +63,15 @@ def chart(points: Iterable[tuple[float, float, float]], now: float, width: int =
 
 
 def _master_line(master: dict) -> str:
-    """Workers, cores, and the applications waiting for cores (in red: they make no progress)."""
+    """Workers, cores, and the applications waiting for cores (in red: they make no progress),
+    or that would wait (in red: fewer cores than the supervised applications need)."""
     line = f"{master.get('alive_workers')} workers alive"
     if master.get("cores") is not None:
         line += f", {master.get('cores_used')} of {master['cores']} cores used"
+        needed = master.get("cores_needed")
+        if needed is not None:
+            need = f"the supervised applications need {needed}"
+            line += (f' (<span style="color:#cf222e">{need}</span>)' if needed > master["cores"] else f" ({need})")
     waiting = master.get("apps_waiting") or []
     if waiting:
         line += (f', <span style="color:#cf222e">{len(waiting)} application(s) waiting for cores: '

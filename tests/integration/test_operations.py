@@ -146,6 +146,9 @@ def test_batches_wait_for_complete_inputs_and_operators_see_lag_rates_and_pages(
         assert master["alive_workers"] == 2 and master["apps_waiting"] == [], master
         assert master["cores"] >= master["cores_used"] >= 2 * 2, master
         assert values[("orchestrator_spark_cores", (("kind", "total"),))] == master["cores"]
+        # Two streaming jobs and one batch run at SPARK_CORES_MAX=2 each, which the workers cover.
+        assert master["cores_needed"] == 2 * 3 <= master["cores"], master
+        assert values[("orchestrator_spark_cores", (("kind", "needed"),))] == 6
         assert values[("orchestrator_spark_apps_waiting", ())] == 0
         assert values[("orchestrator_streaming_micro_batch_duration_seconds_count",
                        (("job", "data_enrichment"), ("query", "enriched_events")))] >= 5

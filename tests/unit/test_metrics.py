@@ -3,13 +3,19 @@ and the alert rules, from fabricated progress (no cluster needed)."""
 
 from __future__ import annotations
 
+import json
+import logging
 import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from configs.spark_config import PROJECT_ROOT
+from configs.spark_config import PROJECT_ROOT, load_job_registry, load_settings
 from supervisor import health
+from supervisor.manager import Orchestrator
 from supervisor.metrics import ProgressTracker, job_lag, render_metrics
 from supervisor.page import render_page
 
@@ -45,7 +51,7 @@ def test_each_micro_batch_is_counted_once_and_rates_kept_for_an_hour():
 def status(state: str = "RUNNING") -> dict:
     return {
         "healthy": True, "pid": 1, "uptime_seconds": 12.0, "time": "2026-11-29T18:00:00+00:00",
-        "spark_master": {"alive_workers": 2, "cores": 12, "cores_used": 10,
+        "spark_master": {"alive_workers": 2, "cores": 12, "cores_used": 10, "cores_needed": 14,
                          "apps_waiting": ["data-platform-hourly_aggregate"]},
         "jobs": {
             "event_aggregation": {
@@ -88,6 +94,7 @@ def test_metrics_have_the_documented_names_labels_and_units():
     assert value[("orchestrator_streaming_standby_ready", (job,))] == 1
     assert value[("orchestrator_spark_cores", (("kind", "total"),))] == 12
     assert value[("orchestrator_spark_cores", (("kind", "used"),))] == 10
+    assert value[("orchestrator_spark_cores", (("kind", "needed"),))] == 14
     assert value[("orchestrator_spark_apps_waiting", ())] == 1
 
 
@@ -101,7 +108,7 @@ def test_status_page_shows_every_job_its_state_and_links_and_refreshes_itself():
     assert '<a href="http://127.0.0.1:18080/history/app-2/">app-2</a>' in page
     assert "2026-11-29T17:00:00+00:00: watermark &lt; needed" in page
     assert page.count("<polyline") == 2, "input and processed rows/s"
-    assert "10 of 12 cores used" in page
+    assert '10 of 12 cores used (<span style="color:#cf222e">the supervised applications need 14</span>)' in page
     assert "1 application(s) waiting for cores: data-platform-hourly_aggregate" in page
     stopped = render_page(status("STOPPED"), {}, history_ui="http://127.0.0.1:18080", now=300.0)
     assert ">STOPPED<" in stopped and '<a href="http://127.0.0.1:18080/history/app-1/">app-1</a>' in stopped
@@ -120,7 +127,7 @@ def test_alert_rules_are_well_formed_and_use_exported_metrics():
             assert used and used <= exported, used - exported
             names.add(rule["alert"])
     assert names == {"StreamingLagGrowing", "JobFatal", "HourlyAggregateStale", "MicroBatchSlowerThanTrigger",
-                     "SparkApplicationWaitingForCores"}
+                     "SparkApplicationWaitingForCores", "SparkCoresBelowNeed"}
 
 
 def test_master_summary_counts_cores_and_names_the_applications_waiting_for_them():
@@ -134,3 +141,62 @@ def test_master_summary_counts_cores_and_names_the_applications_waiting_for_them
     assert summary["alive_workers"] == 2 and (summary["cores"], summary["cores_used"]) == (12, 12)
     assert summary["apps_waiting"] == ["data-platform-daily_summary", "data-platform-event_aggregation"]
     assert health.master_summary({})["apps_waiting"] == [] and health.master_summary({})["cores"] is None
+
+
+def test_the_cores_needed_count_every_job_standby_and_one_batch_run_and_a_shortfall_says_so():
+    assert health.cores_needed(2, streaming=4, standbys=0, batch=True) == 10
+    assert health.cores_needed(2, streaming=4, standbys=2, batch=True) == 14
+    assert health.cores_needed(3, streaming=0, standbys=0, batch=True) == 3
+    assert health.core_shortfall({"cores": 12}, 12) is None
+    assert health.core_shortfall({"reachable": None}, 99) is None, "local[*]: the master does not say"
+    short = health.core_shortfall({"cores": 12}, 14)
+    assert "need 14 cores" in short and "offer 12" in short
+    fits = dict(status()["spark_master"], cores_needed=12)
+    assert "(the supervised applications need 12)" in render_page({**status(), "spark_master": fits}, {}, now=300.0)
+
+
+@pytest.fixture
+def master_json(monkeypatch):
+    """A real HTTP server answering /json/ like a standalone master with two workers of 6 cores."""
+    body = json.dumps({"status": "ALIVE", "cores": 12, "coresused": 4, "activeapps": [],
+                       "workers": [{"state": "ALIVE"}, {"state": "ALIVE"}]}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path == "/json/" else 404)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("SPARK_MASTER_WEBUI_PORT", str(server.server_address[1]))
+    yield
+    server.shutdown()
+
+
+def test_the_orchestrator_counts_its_applications_cores_and_warns_when_the_workers_cannot_hold_them(
+        tmp_path, master_json, caplog):
+    registry = load_job_registry()
+    settings = load_settings(state_root=tmp_path / "state", log_dir=tmp_path / "logs",
+                             spark_master_url="spark://127.0.0.1:7077", spark_cores_max=2)
+    streaming = ["event_aggregation", "clickstream_analysis", "cdc_transformation", "data_enrichment"]
+
+    def orchestrator(standbys: list[str]) -> Orchestrator:
+        jobs = {n: s.model_copy(update={"standby": n in standbys}) for n, s in registry.items()}
+        return Orchestrator(settings, jobs, streaming=streaming, batch=["hourly_aggregate", "daily_summary"],
+                            spawner=lambda spec, args: pytest.fail("nothing is started here"))
+
+    fits = orchestrator(["event_aggregation"])
+    with caplog.at_level(logging.WARNING, logger="orchestrator"):
+        fits.check_cores()
+    assert fits.cores_needed == 12 and caplog.records == [], "4 jobs, 1 standby, 1 batch run: 12 of 12"
+    assert fits.status()["spark_master"] | {"cores": 12, "cores_needed": 12} == fits.status()["spark_master"]
+    short = orchestrator(["event_aggregation", "data_enrichment"])
+    with caplog.at_level(logging.WARNING, logger="orchestrator"):
+        short.check_cores()
+    assert short.cores_needed == 14
+    warned = [r.getMessage() for r in caplog.records]
+    assert any("need 14 cores" in m and "offer 12" in m for m in warned), warned
