@@ -8,6 +8,7 @@ import platform
 import subprocess
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -25,6 +26,24 @@ def git_revision() -> str:
                           capture_output=True, text=True).stdout.strip() or "uncommitted"
 
 MASTER = "spark://127.0.0.1:7077"
+
+
+def _spin(loops: int) -> float:
+    began = time.perf_counter()
+    total = 0
+    for i in range(loops):
+        total += i * i % 7
+    return time.perf_counter() - began
+
+
+def cpu_probe(loops: int = 5_000_000) -> float:
+    """Seconds for a fixed Python loop, run on every core at once (the slowest core's time).
+
+    The machines are shared: the same code ran 10-30% slower on some nights. Taken before and after
+    each area, it tells a reader whether two runs' figures were measured on an equally fast machine
+    (0.35 s on an idle 2-core vm, 2026-12-01)."""
+    with ProcessPoolExecutor(os.cpu_count() or 1) as pool:
+        return round(max(pool.map(_spin, [loops] * (os.cpu_count() or 1))), 2)
 
 
 def machine() -> str:

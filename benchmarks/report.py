@@ -142,7 +142,7 @@ def md_latency(runs: list) -> list[str]:
              *(f"{v(r['jobs'][j]['batch_ms_p50'])} / {v(r['jobs'][j]['batch_ms_p95'])} ({r['jobs'][j]['batches']})"
                for j in jobs),
              " / ".join(v(r["jobs"][j].get("warmup_batch_ms_max")) for j in jobs),
-             " / ".join(v(r["jobs"][j].get("caught_up_s"), "never") for j in jobs),
+             " / ".join(v(r["jobs"][j].get("caught_up_s", "–"), "never") for j in jobs),  # "–": not measured
              " / ".join(v(r["enriched_e2e_s"][k]) for k in ("p50", "p95", "max"))]
             for r in runs]
     warmup = runs[0].get("warmup_s", 0)
@@ -288,6 +288,9 @@ def run_section(results: dict) -> str:
     """One run, for the history."""
     lines = [f"\n## Run of {results['when']}\n", f"Machine: {results['machine']}\n",
              f"Command: `{results['command']}`\n"]
+    if results.get("cpu_probe"):
+        lines.append("CPU probe before → after each area (benchmarks.common.cpu_probe; higher: a busier host): "
+                     + ", ".join(f"{a} {b} → {c} s" for a, (b, c) in results["cpu_probe"].items()) + "\n")
     for area, (_title, render, _label) in AREAS.items():
         if area in results:
             lines += ["", "- " + "\n".join(render(results[area]))]
@@ -300,6 +303,8 @@ def store(results: dict, git: str, only: str | None = None) -> None:
     for area in AREAS:
         if area in results and only in (None, area):
             record = {k: results[k] for k in ("when", "machine", "command")} | {"git": git, "result": results[area]}
+            if area in results.get("cpu_probe", {}):
+                record["cpu_probe"] = results["cpu_probe"][area]
             (RESULTS / f"{area}.json").write_text(json.dumps(record, indent=1) + "\n")
 
 
@@ -322,7 +327,9 @@ def write_summary() -> str:
              "`make bench` (benchmarks/run.py) rewrites this file and the plots from "
              "benchmarks/results/<area>.json; every run, and the measurements by hand, are in "
              "[benchmarks/history.md](benchmarks/history.md), oldest first. The machines are shared and "
-             "noisy: compare figures from one run (one area's table), not across areas."]
+             "noisy: compare figures from one run (one area's table), not across areas. Runs since 2026-12-01 "
+             "carry a CPU probe taken before and after the area (a fixed Python loop on every core at once, "
+             "benchmarks.common.cpu_probe: 0.35 s on the idle vm): a higher probe means a busier host."]
     PLOTS.mkdir(parents=True, exist_ok=True)
     stored = {area: json.loads((RESULTS / f"{area}.json").read_text()) for area in AREAS
               if (RESULTS / f"{area}.json").exists()}
@@ -339,8 +346,10 @@ def write_summary() -> str:
                          + (f"; the newest figures are in the history, run of {last}." if last else "."))
             continue
         record = json.loads(path.read_text())
+        probe = record.get("cpu_probe")
         lines += [f"{record['when'][:16].replace('T', ' ')} UTC, git {record['git']}, `{record['command']}`; "
-                  f"{record['machine']}", "", *render(record["result"])]
+                  f"{record['machine']}" + (f"; CPU probe {probe[0]} → {probe[1]} s" if probe else ""),
+                  "", *render(record["result"])]
         if area in PLOTTERS:
             PLOTTERS[area](record["result"], PLOTS / f"{area}.png")
             lines += ["", f"![{title}](benchmarks/plots/{area}.png)"]

@@ -41,7 +41,7 @@ from datetime import UTC, datetime
 
 from benchmarks import report
 from benchmarks.batch import bench_backfill, bench_batch, bench_small_files
-from benchmarks.common import git_revision, machine
+from benchmarks.common import cpu_probe, git_revision, machine
 from benchmarks.latency import bench_latency
 from benchmarks.peer import PEERS, bench_peer
 from benchmarks.startup import bench_recovery, bench_startup
@@ -127,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, step in steps.items():
         if name in wanted:
             print(f"bench: {name} ...", flush=True)
+            probe = cpu_probe()
             results[name] = step()
+            results.setdefault("cpu_probe", {})[name] = [probe, cpu_probe()]
             print(json.dumps(results[name], indent=1), flush=True)
             # Kept at once: a later area that fails loses nothing measured before it.
             report.store({**results, name: results[name]}, git, only=name)

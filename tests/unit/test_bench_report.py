@@ -86,7 +86,7 @@ def test_report_has_every_section_and_flags_failures():
     assert "| user_segmentation | 6.7 | 0.48 | 13.8 | 24 (yes) |" in text
     assert "| event_aggregation `--available-now`, rows/s in batches | 9,000 | 8,500 | 0.94 |" in text
     assert "| hourly backfill of 6 hours, wall s | 30.0 | 45.0 | 1.5 |" in text
-    assert ("| 2,000 | 1,150 | yes | 8.0 | 6000 / 9500 (11) | 7000 / 12500 (11) | 28000 / None | 95.5 / – | "
+    assert ("| 2,000 | 1,150 | yes | 8.0 | 6000 / 9500 (11) | 7000 / 12500 (11) | 28000 / – | 95.5 / – | "
             "12.1 / 21.0 / 30.2 |") in text and "the first 60 s" in text
     assert "| 147 | 24,696 | 90.0 | 120.5 | 30.1 |" in text and "hourly backfill of 6 h, s" in text
     assert "| before | 1 | 4.5 | 16.4 | 21.9 | 32.2 | 35.0 |" in text
@@ -130,12 +130,12 @@ def test_summary_keeps_each_areas_newest_result_and_draws_the_plots(tmp_path, mo
                               "- **Hourly backfill** of 2 hours\n")
     report.store(RESULTS, "1234567")
     report.store({"when": "2026-11-27T00:00:00+00:00", "machine": "test", "command": "make bench --only parsing",
-                  "parsing": {"records": 7, "steps": {"parse to VARIANT": {"seconds": 1.0, "rows_per_s": 7}}}},
-                 "89abcde")
+                  "parsing": {"records": 7, "steps": {"parse to VARIANT": {"seconds": 1.0, "rows_per_s": 7}}},
+                  "cpu_probe": {"parsing": [0.35, 0.41]}}, "89abcde")
     text = report.write_summary()
     assert text.startswith("# Benchmarks")
     parsing = text.split("## The JSON path")[1].split("## ")[0]
-    assert "2026-11-27 00:00 UTC, git 89abcde, `make bench --only parsing`" in parsing
+    assert "2026-11-27 00:00 UTC, git 89abcde, `make bench --only parsing`; test; CPU probe 0.35 → 0.41 s" in parsing
     assert "| parse to VARIANT | 1.0 | 7 |" in parsing, "the newest run of an area wins"
     assert "git 1234567" in text.split("## Generator")[1].split("## ")[0]
     assert "newest figures are in the history, run of 2026-11-20T10:00:00+00:00 (git abc1234)" in text
@@ -148,6 +148,8 @@ def test_helpers():
     assert _seconds("10 seconds") == 10 and _seconds("1 minute") == 60
     assert _percentile([5, 1, 3, 2, 4], 0.5) == 3 and _percentile([5, 1, 3, 2, 4], 0.95) == 5
     assert _percentile([], 0.5) is None
+    from benchmarks.common import cpu_probe
+    assert 0 <= cpu_probe(1000) < cpu_probe(2_000_000), "seconds of a loop, longer for more of it"
 
 
 def _task_end(stage: int, run_ms: int, cpu_ns: int, read: int, written: int) -> dict:
@@ -302,3 +304,15 @@ def test_a_job_caught_up_at_the_end_of_its_first_batch_within_the_trigger():
     assert caught_up_at(cold, 10) == 1_800_000_120, "a later slow batch does not undo it"
     assert caught_up_at(cold[:3], 10) is None
     assert caught_up_at([batch(5, 10_000)], 10) == 1_800_000_005, "a batch of exactly the trigger fits"
+
+
+def test_a_latency_run_that_never_caught_up_reads_never_and_a_dash_and_the_probe_goes_into_the_history():
+    jobs = {"batches": 0, "batch_ms_p50": None, "batch_ms_p95": None, "warmup_batch_ms_max": 97065,
+            "caught_up_s": None}
+    run = {**RESULTS["latency"][0], "kept_up": False, "jobs": {"event_aggregation": jobs, "data_enrichment": jobs},
+           "enriched_e2e_s": {"rows": 0, "p50": None, "p95": None, "max": None}}
+    text = report.run_section({**RESULTS, "latency": [run], "cpu_probe": {"latency": [0.35, 0.52]}})
+    assert "| 2,000 | 1,150 | no | 8.0 | – / – (0) | – / – (0) | 97065 / 97065 | never / never | – / – / – |" in text
+    assert "None" not in text.split("**Latency")[1].split("\n- ")[0]
+    assert "CPU probe before → after each area (benchmarks.common.cpu_probe; higher: a busier host): " \
+           "latency 0.35 → 0.52 s" in text
