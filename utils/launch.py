@@ -44,10 +44,25 @@ def java_binary() -> Path:
 def cds_archives(settings: Settings) -> dict[str, Path]:
     """The class-data-sharing archives for this class path, Spark and Java: {"driver": path,
     "executor": path}. An archive only fits the class path and JVM it was recorded with, so the
-    name carries a key of both: a job with other jars (S3A) or another Java looks for its own."""
-    identity = "\n".join([str(spark_home()), str(java_binary().resolve()), *class_path(settings)])
+    name carries a key of both: a job with other jars (S3A) or another Java looks for its own.
+
+    The JVM also refuses an archive when a jar on its class path has another size or modification
+    time than at recording (a re-created venv, a re-downloaded connector: same paths, new files),
+    and says so only in a warning; so these are part of the key, and such a change records anew."""
+    java = java_binary().resolve()
+    jars = [*sorted((spark_home() / "jars").glob("*.jar")), *map(Path, class_path(settings))]
+    identity = "\n".join([str(spark_home()), str(java), _stamp(java),
+                          *(f"{jar}:{_stamp(jar)}" for jar in jars)])
     key = hashlib.sha256(identity.encode()).hexdigest()[:12]
     return {role: settings.spark_cds_dir / f"{role}-{key}.jsa" for role in ("driver", "executor")}
+
+
+def _stamp(path: Path) -> str:
+    try:
+        st = path.stat()
+    except OSError:
+        return "missing"
+    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def cds_options(settings: Settings) -> dict[str, str]:

@@ -3,6 +3,7 @@ an orchestrator that never loads pyspark."""
 
 from __future__ import annotations
 
+import os
 import stat
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import sys
 import pytest
 
 from configs.spark_config import PROJECT_ROOT, load_settings
+from utils import launch
 from utils.launch import cds_archives, spark_conf, spark_submit_command, spark_submit_env
 
 SECRET = "s3cr3t-value-that-must-not-leak"
@@ -102,6 +104,26 @@ def test_jars_on_the_class_path_and_cds_archives_used_only_when_present(tmp_path
     s3 = load_settings(jars_dir=jars, spark_cds_dir=tmp_path / "cds", output_root="s3a://b/o")
     assert set(cds_archives(s3).values()).isdisjoint(archives.values())
     assert not any("extraJavaOptions" in k for k in spark_conf("x", s3, streaming=True))
+
+
+def test_the_cds_archives_are_recorded_anew_when_a_jar_is_replaced_at_the_same_path(tmp_path, monkeypatch):
+    # The JVM skips an archive whose class path jars changed size or time (only a warning says
+    # so): a re-created venv must not leave every job starting without its archive.
+    home = tmp_path / "pyspark"
+    (home / "jars").mkdir(parents=True)
+    (home / "jars" / "spark-core.jar").write_bytes(b"core")
+    monkeypatch.setattr(launch, "spark_home", lambda: home)
+    (tmp_path / "jars" / "spark").mkdir(parents=True)
+    connector = tmp_path / "jars" / "spark" / "spark-sql-kafka.jar"
+    connector.write_bytes(b"kafka")
+    settings = load_settings(jars_dir=tmp_path / "jars", spark_cds_dir=tmp_path / "cds", state_root=tmp_path)
+    first = cds_archives(settings)
+    assert cds_archives(settings) == first, "the same files: the same archives"
+    os.utime(home / "jars" / "spark-core.jar", ns=(1, 1))
+    second = cds_archives(settings)
+    assert set(second.values()).isdisjoint(first.values()), "Spark's own jar re-installed"
+    connector.write_bytes(b"kafka, another build")
+    assert set(cds_archives(settings).values()).isdisjoint(second.values()), "the connector re-downloaded"
 
 
 def test_a_job_starts_when_its_cds_archive_is_stale_or_damaged(tmp_path):
