@@ -234,8 +234,10 @@ class Orchestrator:
         self.check_cores()
 
     def check_cores(self) -> None:
-        """Say at start when the workers cannot hold every supervised application at once."""
-        short = health.core_shortfall(health.spark_master(self.settings.spark_master_url), self.cores_needed)
+        """Say at start when the workers cannot hold every supervised application at once (not
+        while none has registered yet: `docker compose up` starts them beside the orchestrator)."""
+        master = health.spark_master(self.settings.spark_master_url)
+        short = master.get("alive_workers") and health.core_shortfall(master, self.cores_needed)
         if short:
             log.warning(short)
 

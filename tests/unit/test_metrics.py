@@ -158,14 +158,14 @@ def test_the_cores_needed_count_every_job_standby_and_one_batch_run_and_a_shortf
 @pytest.fixture
 def master_json(monkeypatch):
     """A real HTTP server answering /json/ like a standalone master with two workers of 6 cores."""
-    body = json.dumps({"status": "ALIVE", "cores": 12, "coresused": 4, "activeapps": [],
-                       "workers": [{"state": "ALIVE"}, {"state": "ALIVE"}]}).encode()
+    state = {"status": "ALIVE", "cores": 12, "coresused": 4, "activeapps": [],
+             "workers": [{"state": "ALIVE"}, {"state": "ALIVE"}]}
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
             self.send_response(200 if self.path == "/json/" else 404)
             self.end_headers()
-            self.wfile.write(body)
+            self.wfile.write(json.dumps(state).encode())
 
         def log_message(self, *args):
             pass
@@ -173,7 +173,7 @@ def master_json(monkeypatch):
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("SPARK_MASTER_WEBUI_PORT", str(server.server_address[1]))
-    yield
+    yield state
     server.shutdown()
 
 
@@ -200,3 +200,10 @@ def test_the_orchestrator_counts_its_applications_cores_and_warns_when_the_worke
     assert short.cores_needed == 14
     warned = [r.getMessage() for r in caplog.records]
     assert any("need 14 cores" in m and "offer 12" in m for m in warned), warned
+    # Before any worker registered (compose starts them together), the start says nothing: the
+    # master line shows no worker alive, and the page and the alert take over once they count.
+    caplog.clear()
+    master_json.update(cores=0, workers=[])
+    with caplog.at_level(logging.WARNING, logger="orchestrator"):
+        short.check_cores()
+    assert caplog.records == []
