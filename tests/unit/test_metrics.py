@@ -168,7 +168,7 @@ def master_json(monkeypatch):
             self.wfile.write(json.dumps(state).encode())
 
         def log_message(self, *args):
-            pass
+            """Quiet: no request lines in the test output."""
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
