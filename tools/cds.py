@@ -4,7 +4,9 @@ Records the class-data-sharing (CDS) archives that the jobs' driver and executor
 (settings SPARK_CDS_ENABLED, SPARK_CDS_DIR). A JVM that maps its classes from an archive skips
 loading and verifying them from the jars: the largest share of a job's start-up on this stack
 (BENCHMARKS.md, start-up). `make stack-up` runs this once; the archives are kept until the
-class path, Spark or Java changes (their names carry a key of those).
+class path, Spark or Java changes (their names carry a key of those). Each archive has a list of
+the files it was recorded from beside it (`<archive>.files.json`); archives that a changed file
+has made useless for good are deleted when the stack starts (about 100 MB each).
 
 The training is one real run of event_aggregation on the cluster over a few hundred generated
 records on topics of its own, in a temporary folder: once both its queries have committed a
@@ -27,7 +29,7 @@ from pathlib import Path
 import psutil
 
 from configs.spark_config import PROJECT_ROOT, TOPICS, load_settings, settings_for_env
-from utils.launch import cds_archives, java_binary, spark_submit_command, spark_submit_env
+from utils.launch import cds_archives, cds_files, java_binary, spark_submit_command, spark_submit_env, stamp
 
 TRAINING_APP_EVENTS = 400
 # A system property that tells the training's driver and executor JVMs apart in `ps`.
@@ -36,6 +38,42 @@ ROLE_PROPERTY = "platform.cds.role"
 
 def missing(settings) -> list[Path]:
     return [p for p in cds_archives(settings).values() if not p.is_file()]
+
+
+def _files_list(archive: Path) -> Path:
+    return archive.with_name(archive.name + ".files.json")
+
+
+def note_files(settings) -> None:
+    """Write, beside each current archive that lacks it, the files it was recorded from."""
+    for path in cds_archives(settings).values():
+        if path.is_file() and not _files_list(path).is_file():
+            _files_list(path).write_text(json.dumps(cds_files(settings), indent=0))
+
+
+def prune(settings) -> list[Path]:
+    """Delete the archives no JVM can use any more: one of the files it was recorded from has
+    changed or is gone (or it predates these lists), and the half-written ones of a recording
+    that died. Archives of another class path that still fits its files (S3A) are kept."""
+    current = set(cds_archives(settings).values())
+    removed = []
+    for path in sorted(settings.spark_cds_dir.glob("*.jsa")):
+        listed = _files_list(path)
+        try:
+            files = json.loads(listed.read_text())
+        except (OSError, ValueError):
+            files = None
+        if path in current or (files and all(stamp(Path(f)) == s for f, s in files.items())):
+            continue
+        path.unlink(missing_ok=True)
+        listed.unlink(missing_ok=True)
+        removed.append(path)
+    for path in settings.spark_cds_dir.glob("*.partial"):
+        pid = path.suffixes[-2].lstrip(".")
+        if not (pid.isdigit() and psutil.pid_exists(int(pid))):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def _wait_for_batches(log: Path, job: subprocess.Popen, timeout: float) -> None:
@@ -108,7 +146,9 @@ def record(settings, master: str, timeout: float = 300.0) -> dict[str, Path]:
         for role, path in partial.items():
             if not path.is_file():
                 raise RuntimeError(f"CDS training wrote no {role} archive ({path})")
+            _files_list(archives[role]).unlink(missing_ok=True)
             path.replace(archives[role])
+        note_files(settings)
         return archives
     finally:
         for path in partial.values():
@@ -125,16 +165,19 @@ def ensure(settings=None, master: str | None = None) -> str:
     settings = settings or load_settings()
     if not settings.spark_cds_enabled:
         return "off (SPARK_CDS_ENABLED=false)"
+    note_files(settings)
+    removed = prune(settings) if settings.spark_cds_dir.is_dir() else []
+    pruned = f"; {len(removed)} unusable archive files deleted" if removed else ""
     if not missing(settings):
-        return f"archives in place ({settings.spark_cds_dir})"
+        return f"archives in place ({settings.spark_cds_dir}){pruned}"
     started = time.monotonic()
     try:
         record(settings, master or settings.spark_master_url)
     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
         # An optimisation only: a machine without jcmd (a bare JRE) or a failed training run must
         # not stop the stack; the jobs then start as without archives.
-        return f"not recorded, jobs start without archives ({str(exc)[:300]})"
-    return f"archives recorded in {time.monotonic() - started:.0f} s ({settings.spark_cds_dir})"
+        return f"not recorded, jobs start without archives ({str(exc)[:300]}){pruned}"
+    return f"archives recorded in {time.monotonic() - started:.0f} s ({settings.spark_cds_dir}){pruned}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,6 +41,14 @@ def java_binary() -> Path:
     return (Path(home) / "bin" / "java") if home else Path(shutil.which("java") or "java").resolve()
 
 
+def cds_files(settings: Settings) -> dict[str, str]:
+    """What an archive depends on besides Spark's folder: the java binary and every jar of the
+    class path (Spark's and ours), each with its size and modification time ("missing" if gone)."""
+    java = java_binary().resolve()
+    jars = [*sorted((spark_home() / "jars").glob("*.jar")), *map(Path, class_path(settings))]
+    return {str(path): stamp(path) for path in [java, *jars]}
+
+
 def cds_archives(settings: Settings) -> dict[str, Path]:
     """The class-data-sharing archives for this class path, Spark and Java: {"driver": path,
     "executor": path}. An archive only fits the class path and JVM it was recorded with, so the
@@ -49,15 +57,14 @@ def cds_archives(settings: Settings) -> dict[str, Path]:
     The JVM also refuses an archive when a jar on its class path has another size or modification
     time than at recording (a re-created venv, a re-downloaded connector: same paths, new files),
     and says so only in a warning; so these are part of the key, and such a change records anew."""
-    java = java_binary().resolve()
-    jars = [*sorted((spark_home() / "jars").glob("*.jar")), *map(Path, class_path(settings))]
-    identity = "\n".join([str(spark_home()), str(java), _stamp(java),
-                          *(f"{jar}:{_stamp(jar)}" for jar in jars)])
+    (java, java_stamp), *jars = cds_files(settings).items()
+    identity = "\n".join([str(spark_home()), java, java_stamp, *(f"{jar}:{s}" for jar, s in jars)])
     key = hashlib.sha256(identity.encode()).hexdigest()[:12]
     return {role: settings.spark_cds_dir / f"{role}-{key}.jsa" for role in ("driver", "executor")}
 
 
-def _stamp(path: Path) -> str:
+def stamp(path: Path) -> str:
+    """A file's size and modification time, as the JVM checks them for a CDS archive."""
     try:
         st = path.stat()
     except OSError:
