@@ -82,6 +82,9 @@ class BatchJobs:
     # Jobs with a due, ready interval not started yet (--once waits for these).
     ready_pending: set[str] = field(default_factory=set)
     hold_until: dict[str, float] = field(default_factory=dict)
+    # When each job's due intervals were last checked against the inputs' watermarks: a reader
+    # that saw new watermarks knows the status reflects them once this is later.
+    checked_at: dict[str, datetime] = field(default_factory=dict)
     failed: int = 0
 
     def _now_dt(self) -> datetime:
@@ -111,6 +114,7 @@ class BatchJobs:
             due = self.scheduler.due(name, now_dt)
             current = readiness.watermarks(spec, self.settings.state_root)
             checks = [readiness.check(spec, i, current=current, job_states=job_states) for i in due]
+            self.checked_at[name] = now_dt
             self._record_waiting(name, {c.start: c.reason for c in checks if not c.ready}, now_dt)
             ready = [c for c in checks if c.ready]
             if not ready:
@@ -233,6 +237,7 @@ class BatchJobs:
             "intervals": {s: counts.get(s, 0) for s in ("succeeded", "failed", "waiting", "running")},
             # A due, ready interval about to start (the next tick): the job is not done yet.
             "ready_pending": name in self.ready_pending and not run,
+            "checked_at": self.checked_at[name].isoformat() if name in self.checked_at else None,
             "rows_written": self.ledger.rows_written(name),
             "waiting": [{"interval": i.isoformat(), "reason": r} for i, r in sorted(waiting.items())[:5]],
             "last_run": max(finished, key=lambda r: r["finished_at"]) if finished else None,

@@ -114,10 +114,14 @@ def wait_until_caught_up(settings, orch: subprocess.Popen, timeout: float) -> bo
     return done
 
 
-def batch_done(status: dict) -> bool:
-    """No batch run in flight and no ready interval about to start: what is left waits for data."""
+def batch_done(status: dict, since: datetime) -> bool:
+    """No batch run in flight and no ready interval about to start: what is left waits for data.
+    Only from a status whose readiness checks came after `since` (when the demo saw the streaming
+    jobs caught up): an older check has not seen their final watermarks yet."""
     batch = [j for j in status["jobs"].values() if j["kind"] == "batch"]
-    return bool(batch) and not any(j["state"] == "RUNNING" or j["ready_pending"] for j in batch)
+    return bool(batch) and not any(j["state"] == "RUNNING" or j["ready_pending"]
+                                   or not j["checked_at"] or datetime.fromisoformat(j["checked_at"]) < since
+                                   for j in batch)
 
 
 def batch_summary(name: str, job: dict) -> str:
@@ -136,13 +140,14 @@ def wait_for_batches(status_url: str, orch: subprocess.Popen, timeout: float) ->
     """The orchestrator's status once every ready batch interval has run (None on timeout)."""
     import requests
 
+    since = datetime.now(UTC)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and orch.poll() is None:
         try:
             status = requests.get(f"{status_url}/status", timeout=5).json()
         except requests.RequestException:
             status = None
-        if status and batch_done(status):
+        if status and batch_done(status, since):
             return status
         time.sleep(3)
     return None

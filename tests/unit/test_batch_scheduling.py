@@ -79,10 +79,12 @@ def hourly(tmp_path):
 
 
 def test_due_hours_wait_until_the_watermark_passes_then_run_as_one_range(hourly):
+    assert hourly.orch.status()["jobs"]["hourly_aggregate"]["checked_at"] is None
     hourly.orch.tick()
     assert hourly.runs == [], "no progress yet: nothing runs"
     status = hourly.orch.status()["jobs"]["hourly_aggregate"]
     assert status["state"] == "WAITING" and status["intervals"]["waiting"] == 24
+    assert status["checked_at"] == "2026-11-25T14:30:00+00:00", "when the watermarks were last read"
     assert status["waiting"][0] == {"interval": "2026-11-24T14:00:00+00:00", "reason":
                                     "data_enrichment/enriched_events watermark none yet < needed 2026-11-24T15:00:00Z"}
 
