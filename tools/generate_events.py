@@ -4,7 +4,10 @@ Produce a seeded, realistic stream to the four contract topics (app_events, clic
 cdc_changes, external_data), write the user master data the enrichment job reads, and optionally
 the ground truth (every record produced, with its kind) as JSON Lines for independent checks.
 
-Delivery is `acks=all` with retries and a final flush; any failed delivery exits 1.
+Delivery is `acks=all` with retries and a final flush; any failed delivery exits 1. SIGTERM or
+SIGINT (to the process group with --processes > 1) stops it after the record in hand: it flushes,
+closes the ground truth on the records produced and exits 0, so that a run of live input can end
+whenever the reader has seen enough, with a truth that is still exact.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import dataclasses
 import json
 import multiprocessing
 import shutil
+import signal
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -184,6 +189,10 @@ def write_user_master(world: World, location: str) -> None:
     files.write_parquet(frame, locations.normalize(location), "users.parquet")
 
 
+# Set by SIGTERM/SIGINT: stop producing after the record in hand (each process its own copy).
+STOP = threading.Event()
+
+
 def produce_shard(args: argparse.Namespace, shard: int, shards: int, truth_dir: Path | None) -> dict:
     """Generate one shard of the world (the whole world when shards == 1) and produce it."""
     settings = load_settings()
@@ -215,13 +224,15 @@ def produce_shard(args: argparse.Namespace, shard: int, shards: int, truth_dir: 
             if now - last_report >= 5:
                 print(f"{label}: {n} records, {n / (now - started):,.0f} records/s", file=sys.stderr, flush=True)
                 last_report = now
+            if STOP.is_set():
+                break
     finally:
         for f in truth.values():
             f.close()
         if producer:
             producer.close()
     return {"records": n, "counts": world.counts, "failures": producer.failures if producer else 0,
-            "first_error": producer.first_error if producer else None}
+            "first_error": producer.first_error if producer else None, "stopped": STOP.is_set()}
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -249,6 +260,7 @@ def run(args: argparse.Namespace) -> dict:
         "counts": dict(sorted(counts.items())), "start": options.start.isoformat(),
         "failures": sum(p["failures"] for p in parts), "topics": settings.topics,
         "client": None if args.no_kafka else args.client, "processes": args.processes,
+        "stopped_early": any(p["stopped"] for p in parts),
     }
     if args.truth_dir:
         (args.truth_dir / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -269,6 +281,8 @@ def merge_shard_truth(truth_dir: Path, shard_dirs: list[Path], topics: dict[str,
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: STOP.set())
     summary = run(args)
     print(json.dumps(summary))
     if summary["failures"]:

@@ -94,14 +94,23 @@ def finish_generator(gen: subprocess.Popen, timeout: float = 900) -> int:
         return -9
 
 
+def stop_generator(gen: subprocess.Popen) -> None:
+    """End live input once a scenario's faults are over instead of waiting out the generator's
+    count (minutes of CI): it stops after the record in hand, and its truth holds exactly the
+    records it produced (tools/generate_events.py)."""
+    gen.send_signal(signal.SIGTERM)
+    assert finish_generator(gen, timeout=120) == 0
+
+
 def app_records(truth: Path) -> int:
     return sum(1 for _ in (truth / "app_events.jsonl").open())
 
 
 @dataclass
 class Live:
-    """A scenario on live input: the generator producing 100 records/s (about three minutes for
-    10,000 app events, so input keeps arriving through the fault) and the orchestrator."""
+    """A scenario on live input: the generator producing 100 records/s (up to three minutes for
+    10,000 app events, so input keeps arriving through the fault; drain() ends it) and the
+    orchestrator."""
 
     run: Run
     truth: Path
@@ -109,8 +118,8 @@ class Live:
     gen: subprocess.Popen
 
     def drain(self, timeout: float = 600) -> None:
-        """Wait for the generator to finish and event_aggregation to have read everything."""
-        assert finish_generator(self.gen) == 0
+        """End the live input and wait for event_aggregation to have read everything."""
+        stop_generator(self.gen)
         wait_until_drained(self.run, JOB, DATASET, min_watermark=final_watermark(self.truth), timeout=timeout)
 
 
@@ -158,7 +167,8 @@ def test_driver_killed_three_times_then_output_unwritable(stack, tmp_path, relia
     recoveries = []
     # A secret-looking setting (harmless here): it must reach no command line of any child.
     secret = "never-on-a-command-line-42"
-    # 22,000 app events at 100 records/s (about 5.5 minutes): input keeps arriving through both faults.
+    # Up to 22,000 app events at 100 records/s (about 5.5 minutes, ended once both faults are over):
+    # input keeps arriving through both faults, also on a slow host.
     standbys = set()
     with live(tmp_path, "killdriver", 31, "2026-11-19T10:00:00Z", "--jobs", JOB, app_events=22000,
               env={"SPARK_EXTRA_CONF": json.dumps({"spark.hadoop.fs.s3a.secret.key": secret})},
@@ -287,7 +297,8 @@ def test_worker_lost_then_broker_stopped_and_killed(stack, tmp_path, reliability
         return time.monotonic() - restarted
 
     # Two 1-core executors: the master spreads them over the two workers, so the lost worker
-    # certainly held one of the job's executors. 20,000 app events: about 5 minutes of input.
+    # certainly held one of the job's executors. Up to 20,000 app events (about 5 minutes of input,
+    # ended once the faults are over).
     with live(tmp_path, "infra", 32, "2026-11-19T14:00:00Z", "--jobs", JOB, app_events=20000,
               env={"SPARK_EXECUTOR_CORES": "1", "SPARK_CORES_MAX": "2"}) as sc:
         run, truth, orch = sc.run, sc.truth, sc.orch
@@ -474,7 +485,7 @@ def test_orchestrator_killed_then_shutdown_under_load_then_resume(stack, tmp_pat
         wait(lambda: not stack_state().get("activeapps"), 60, "no application left on the cluster")
 
         orch = orchestrator()
-        assert finish_generator(gen) == 0
+        stop_generator(gen)
         truth = merge_truth(run, [run.root / "truth1", run.root / "truth2"])
         wait_until_drained(run, JOB, DATASET, min_watermark=final_watermark(truth), timeout=900)
         orch.wait_for(lambda s: all(all(q.get("idle") for q in read_progress(run, j).values()) for j in STREAMING)

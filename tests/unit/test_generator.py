@@ -118,3 +118,31 @@ def test_undelivered_records_exit_1(tmp_path):
                             check=False, capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 1
     assert "were not delivered" in result.stderr
+
+
+def test_sigterm_stops_live_input_with_an_exact_truth(tmp_path):
+    """A scenario ends its live input when it has seen enough: SIGTERM stops the generator after
+    the record in hand, exit 0, and the truth holds exactly the records produced, the same
+    records a run of that seed always starts with."""
+    import signal
+    import time
+
+    out = tmp_path / "stopped"
+    proc = subprocess.Popen([sys.executable, "-m", "tools.generate_events", "--no-kafka", "--truth-dir",
+                             str(out / "truth"), "--user-master-path", str(out / "users"), "--start",
+                             "2026-11-24T00:00:00Z", "--app-events", "1000000", "--seed", "9", "--rate", "1000",
+                             "--malformed-rate", "0.05"], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
+    time.sleep(4)
+    proc.send_signal(signal.SIGTERM)
+    stdout, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert summary["stopped_early"] and 0 < summary["records"] < 20_000
+    generate(tmp_path, "full", "--app-events", "12000", "--seed", "9", "--malformed-rate", "0.05")
+    produced = 0
+    for topic in ("app_events", "clickstream", "cdc_changes", "external_data"):
+        lines = (out / "truth" / f"{topic}.jsonl").read_text().splitlines()
+        full = (tmp_path / "full" / "truth" / f"{topic}.jsonl").read_text().splitlines()
+        assert lines == full[:len(lines)], topic
+        produced += len(lines)
+    assert produced == summary["records"] == sum(summary["counts"].values())
