@@ -120,8 +120,9 @@ def md_startup(st: dict) -> list[str]:
              for name, secs in recovery["kill_to_next_batch_s"].items()]
     return [f"**Start-up**: event_aggregation on the idle 2-worker cluster over {launch['events']:,} app events, "
             "seconds from spark-submit to each mark in the job's log; \"before\" = connector jars by --jars and no "
-            "CDS archive, \"class path\" = the jars on the class path, \"class path + CDS\" = as jobs start by "
-            "default (class-data-sharing archives of tools/cds.py):",
+            "CDS archive, \"class path\" = the jars on the class path, \"class path + CDS\" = and the "
+            "class-data-sharing archives of tools/cds.py, \"class path + CDS + C1 driver\" = as jobs start by "
+            "default (the driver JVM compiles with C1 only; before it, the default was class path + CDS):",
             *table(["launch", "round", "Python started", "session ready", "queries started", "first committed batch",
                     "first batch of the windows query"], rows),
             "", "**Recovery**: the driver (spark-submit JVM + Python) SIGKILLed under the orchestrator while 100 "

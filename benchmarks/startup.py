@@ -4,7 +4,9 @@ measured against the launch without it, in the same run:
 
 - "before":          the connector jars copied per application (--jars), no CDS archive;
 - "class path":      the jars on the driver's and executors' class path, no CDS archive;
-- "class path + CDS": as the jobs start by default (class-data-sharing archives, tools/cds.py).
+- "class path + CDS": and class-data-sharing archives (tools/cds.py);
+- "class path + CDS + C1 driver": as the jobs start by default (the driver JVM compiles with C1
+  only: SPARK_DRIVER_C1_ONLY).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from configs.spark_config import PROJECT_ROOT, load_settings, settings_for_env
 from tools import stack
 
 JOB = "event_aggregation"
+# As the jobs start by default: the jars on the class path, CDS, a C1-only driver.
+DEFAULT_LAUNCH = "class path + CDS + C1 driver"
 
 
 def launch_variants() -> dict[str, tuple[dict[str, str], dict[str, str]]]:
@@ -33,9 +37,11 @@ def launch_variants() -> dict[str, tuple[dict[str, str], dict[str, str]]]:
 
     before = {"spark.jars": ",".join(connector_jars(load_settings())),
               "spark.driver.extraClassPath": "", "spark.executor.extraClassPath": ""}
-    return {"before": ({"SPARK_CDS_ENABLED": "false"}, before),
-            "class path": ({"SPARK_CDS_ENABLED": "false"}, {}),
-            "class path + CDS": ({}, {})}
+    tiered = {"SPARK_DRIVER_C1_ONLY": "false"}
+    return {"before": ({"SPARK_CDS_ENABLED": "false", **tiered}, before),
+            "class path": ({"SPARK_CDS_ENABLED": "false", **tiered}, {}),
+            "class path + CDS": (tiered, {}),
+            DEFAULT_LAUNCH: ({}, {})}
 
 
 def _records(log: Path) -> list[dict]:

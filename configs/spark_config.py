@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     # (start-up figures: BENCHMARKS.md). A missing or stale archive is ignored by the JVM.
     spark_cds_enabled: bool = True
     spark_cds_dir: Path = PROJECT_ROOT / ".jars" / "cds"
+    # A streaming job's driver JVM compiles with C1 only (-XX:TieredStopAtLevel=1): the driver
+    # plans and coordinates, and on a small host C2's compiler threads take the cores from the
+    # first micro-batches. The executors keep both compilers (figures: BENCHMARKS.md, start-up).
+    spark_driver_c1_only: bool = True
     # Spark event logs (for the History Server): on by default, under STATE_ROOT/spark-events.
     spark_event_log_enabled: bool = True
     spark_event_log_dir: Path | None = None

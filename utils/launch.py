@@ -158,6 +158,9 @@ def spark_conf(app_name: str, settings: Settings, *, streaming: bool) -> dict[st
     # every node (the project folder, or /processing in the image).
     conf["spark.driver.extraClassPath"] = conf["spark.executor.extraClassPath"] = ":".join(class_path(settings))
     conf.update(cds_options(settings))
+    if streaming and settings.spark_driver_c1_only:
+        driver = "spark.driver.extraJavaOptions"
+        conf[driver] = f"{conf.get(driver, '')} -XX:TieredStopAtLevel=1".strip()
     conf.update(settings.spark_extra_conf)
     return conf
 

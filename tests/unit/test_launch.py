@@ -80,7 +80,9 @@ def test_jars_on_the_class_path_and_cds_archives_used_only_when_present(tmp_path
     jars = tmp_path / "jars"
     (jars / "spark").mkdir(parents=True)
     (jars / "spark" / "spark-sql-kafka.jar").write_bytes(b"")
-    settings = load_settings(jars_dir=jars, spark_cds_dir=tmp_path / "cds", state_root=tmp_path)
+    # The CDS options alone (the C1-only driver has its own test).
+    settings = load_settings(jars_dir=jars, spark_cds_dir=tmp_path / "cds", state_root=tmp_path,
+                             spark_driver_c1_only=False)
     conf = spark_conf("x", settings, streaming=True)
     assert conf["spark.driver.extraClassPath"] == conf["spark.executor.extraClassPath"] == str(
         jars / "spark" / "spark-sql-kafka.jar")
@@ -97,13 +99,37 @@ def test_jars_on_the_class_path_and_cds_archives_used_only_when_present(tmp_path
     for role, path in archives.items():
         assert conf[f"spark.{role}.extraJavaOptions"] == f"-XX:SharedArchiveFile={path} -Xshare:auto"
     assert not any("extraJavaOptions" in k for k in spark_conf(
-        "x", load_settings(jars_dir=jars, spark_cds_dir=tmp_path / "cds", spark_cds_enabled=False), streaming=True))
+        "x", load_settings(jars_dir=jars, spark_cds_dir=tmp_path / "cds", spark_cds_enabled=False,
+                                spark_driver_c1_only=False), streaming=True))
     # Another class path (S3A's jars) has archives of its own: these do not fit it.
     (jars / "s3").mkdir()
     (jars / "s3" / "hadoop-aws.jar").write_bytes(b"")
-    s3 = load_settings(jars_dir=jars, spark_cds_dir=tmp_path / "cds", output_root="s3a://b/o")
+    s3 = load_settings(jars_dir=jars, spark_cds_dir=tmp_path / "cds", output_root="s3a://b/o",
+                       spark_driver_c1_only=False)
     assert set(cds_archives(s3).values()).isdisjoint(archives.values())
     assert not any("extraJavaOptions" in k for k in spark_conf("x", s3, streaming=True))
+
+
+def test_a_streaming_driver_compiles_with_c1_only_beside_its_cds_archive(tmp_path):
+    """SPARK_DRIVER_C1_ONLY (default on): the streaming driver's JVM gets -XX:TieredStopAtLevel=1
+    after its CDS options; executors and batch drivers keep both compilers; SPARK_EXTRA_CONF wins."""
+    c1 = "-XX:TieredStopAtLevel=1"
+    settings = load_settings(jars_dir=tmp_path / "jars", spark_cds_dir=tmp_path / "cds", state_root=tmp_path)
+    assert spark_conf("x", settings, streaming=True)["spark.driver.extraJavaOptions"] == c1, "without archives"
+    archives = cds_archives(settings)
+    for path in archives.values():
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"x")
+    cds = {role: f"-XX:SharedArchiveFile={path} -Xshare:auto" for role, path in archives.items()}
+    conf = spark_conf("x", settings, streaming=True)
+    assert conf["spark.driver.extraJavaOptions"] == f"{cds['driver']} {c1}"
+    assert conf["spark.executor.extraJavaOptions"] == cds["executor"]
+    assert spark_conf("x", settings, streaming=False)["spark.driver.extraJavaOptions"] == cds["driver"]
+    off = settings.model_copy(update={"spark_driver_c1_only": False})
+    assert spark_conf("x", off, streaming=True)["spark.driver.extraJavaOptions"] == cds["driver"]
+    mine = settings.model_copy(update={"spark_extra_conf": {"spark.driver.extraJavaOptions": "-Xss4m"}})
+    assert spark_conf("x", mine, streaming=True)["spark.driver.extraJavaOptions"] == "-Xss4m"
+
 
 
 def test_the_cds_archives_are_recorded_anew_when_a_jar_is_replaced_at_the_same_path(tmp_path, monkeypatch):
