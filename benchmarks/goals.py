@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from benchmarks import latency
+from benchmarks.startup import DEFAULT_LAUNCH
 
 
 def default_launch(medians: dict):
-    """The default launch's figure: "class path + CDS + C1 driver" since SPARK_DRIVER_C1_ONLY
-    (2026-12-01), "class path + CDS" in the results of earlier runs."""
-    return medians.get("class path + CDS + C1 driver", medians.get("class path + CDS"))
+    """The default launch's figure: DEFAULT_LAUNCH since SPARK_DRIVER_C1_ONLY (2026-12-01),
+    "class path + CDS" in the results of earlier runs."""
+    return medians.get(DEFAULT_LAUNCH, medians.get("class path + CDS"))
 
 
 # Each goal: label, area, figure from the area's result

@@ -166,7 +166,7 @@ def ensure(settings=None, master: str | None = None) -> str:
     if not settings.spark_cds_enabled:
         return "off (SPARK_CDS_ENABLED=false)"
     note_files(settings)
-    removed = prune(settings) if settings.spark_cds_dir.is_dir() else []
+    removed = prune(settings)
     pruned = f"; {len(removed)} unusable archive files deleted" if removed else ""
     if not missing(settings):
         return f"archives in place ({settings.spark_cds_dir}){pruned}"
