@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from configs import locations
 from configs.spark_config import PROJECT_ROOT, JobSpec, Settings, duration_seconds
 from supervisor import children, health
 from supervisor.batches import BatchJobs
 from supervisor.metrics import KafkaOffsets, ProgressTracker, job_lag, query_summary
-from supervisor.process import AdoptedChild, Child, State, SupervisedProcess, driver_process, spawn
+from supervisor.process import Child, State, SupervisedProcess, driver_process, spawn
 from supervisor.scheduler import Ledger, Scheduler
 from supervisor.standby import Standby, announced_pid
+from supervisor.succession import Succession
 from utils import readiness
 from utils.launch import spark_submit_command, spark_submit_env
 from utils.preflight import kafka_client_options
@@ -68,8 +68,6 @@ class Orchestrator:
         state_dir = self.settings.state_root / "orchestrator"
         state_dir.mkdir(parents=True, exist_ok=True)
         self.status_file = state_dir / "status.json"
-        self.children_file = state_dir / "children.json"
-        self._recorded: list[tuple[str, int]] = []
         runs_dir = state_dir / "runs"
         runs_dir.mkdir(exist_ok=True)
         self.ledger = Ledger(state_dir / "ledger.sqlite")
@@ -87,6 +85,9 @@ class Orchestrator:
             self.processes[name] = SupervisedProcess(
                 name, spec.restart, spawner=lambda s=spec: self.spawner(s, None), clock=self.clock,
                 standby=self._standby(spec) if spec.standby else None)
+        self.succession = Succession(state_dir / "children.json", self.processes, self.batches,
+                                     self.settings.checkpoint_root,
+                                     {n: s.restart.stop_timeout_seconds for n, s in self.jobs.items()})
 
     def _standby(self, spec: JobSpec) -> Standby:
         ready_file = self.settings.standby_file(spec.name)
@@ -104,58 +105,6 @@ class Orchestrator:
         child.started_at = self.clock()
         child.create_time = (children.describe(child.pid) or (0, 0.0))[1]
         return child
-
-    # -- the record of children (crash safety) -------------------------------------------------------
-
-    def _record_of(self, job: str, kind: str, child: Child, **extra) -> children.ChildRecord:
-        if isinstance(child, AdoptedChild):
-            base = child.record
-            return children.ChildRecord(job, kind, base.pid, base.pgid, base.create_time, base.started_at, **extra)
-        return children.ChildRecord(job, kind, child.pid, getattr(child, "pgid", child.pid),
-                                    getattr(child, "create_time", 0.0), getattr(child, "started_at", 0.0), **extra)
-
-    def _save_children(self) -> None:
-        """Rewrite children.json when the set of children changed (spawn, exit, adoption)."""
-        records = [self._record_of(n, "streaming", p.child, checkpoint=locations.join(self.settings.checkpoint_root, n))
-                   for n, p in self.processes.items() if p.child is not None]
-        records += [self._record_of(n, "standby", c) for n, p in self.processes.items() if p.standby
-                    for c in p.standby.children()]
-        records += [self._record_of(n, "batch", r.child, run_id=r.run_id, result_file=str(r.result_file),
-                                    intervals=[i.isoformat() for i in r.intervals])
-                    for n, r in self.batches.runs.items()]
-        key = sorted((r.job, r.pid) for r in records)
-        if key != self._recorded:
-            children.save(self.children_file, records)
-            self._recorded = key
-
-    def _adopt_recorded(self) -> set[str]:
-        """Children a previous orchestrator recorded: adopt those still running (a streaming job
-        this orchestrator supervises, or a batch run until it ends), stop the other streaming
-        ones, and settle the finished batch runs from their result files. The run ids handled."""
-        handled = set()
-        for rec in children.load(self.children_file):
-            alive = children.is_alive(rec)
-            if rec.kind == "batch":
-                handled.add(self.batches.adopt(rec, alive))
-                continue
-            if not alive:
-                continue
-            if rec.kind == "standby":
-                # Stopped, not adopted: a new one starts once its job runs here (with this
-                # orchestrator's code and settings).
-                log.info("%s: stopping standby pid %s of a previous orchestrator", rec.job, rec.pid,
-                         extra={"job_name": rec.job})
-                children.stop_group(rec, 60.0, lambda pid: os.kill(driver_process(pid), signal.SIGTERM))
-                continue
-            proc = self.processes.get(rec.job)
-            if proc is not None and proc.state is State.STOPPED:
-                proc.adopt(AdoptedChild(rec), rec.started_at)
-                continue
-            log.warning("%s: pid %s of a previous orchestrator is not supervised here: stopping it", rec.job,
-                        rec.pid, extra={"job_name": rec.job})
-            timeout = self.jobs[rec.job].restart.stop_timeout_seconds if rec.job in self.jobs else 60.0
-            children.stop_group(rec, timeout, lambda pid: os.kill(driver_process(pid), signal.SIGTERM))
-        return handled
 
     def _progress_file(self, name: str) -> Path:
         return progress_path(self.settings.state_root, name)
@@ -195,7 +144,7 @@ class Orchestrator:
     def tick(self) -> None:
         with self._tick_lock:
             self._tick()
-            self._save_children()
+            self.succession.save()
 
     def _tick(self) -> None:
         now = self.clock()
@@ -224,13 +173,13 @@ class Orchestrator:
         if topics:
             self.offsets = KafkaOffsets(self.settings.kafka_bootstrap_servers, topics,
                                         client_options=kafka_client_options(self.settings.kafka_extra_options)).start()
-        handled = self._adopt_recorded()
+        handled = self.succession.adopt()
         recovered = self.ledger.recover_interrupted(keep_run_ids=handled)
         if recovered:
             log.warning("%d batch intervals were interrupted by a previous shutdown; they will be retried", recovered)
         for proc in self.processes.values():
             proc.start()  # a no-op for an adopted job
-        self._save_children()
+        self.succession.save()
         self.check_cores()
 
     def check_cores(self) -> None:
@@ -260,30 +209,34 @@ class Orchestrator:
         for proc in self.processes.values():
             proc.stop("orchestrator shutdown")
         self.batches.signal_all(signal.SIGTERM)
-        deadline = self.clock() + timeout
-        while self.clock() < deadline and not self.forced:
-            for proc in self.processes.values():
-                proc.tick()
-            self.batches.reap()
-            if self._all_down():
-                break
-            time.sleep(0.2)
-        if not self._all_down():
-            log.warning("children still alive after %.0fs: SIGKILL", timeout)
-            self._kill_all()
-            time.sleep(0.5)
-            for proc in self.processes.values():
-                proc.tick()
-            self.batches.reap()
-        self._save_children()
+        if not self._wait_all_down(timeout, graceful=True):
+            if not self.forced:
+                log.warning("children still alive after %.0fs: SIGKILL", timeout)
+                self._kill_all()
+            if not self._wait_all_down(10.0, graceful=False):
+                log.error("children still alive 10s after SIGKILL: %s", self._left())
+        self.succession.save()
         if self.offsets:
             self.offsets.stop()
         self.write_status()
 
-    def _all_down(self) -> bool:
-        return (all((p.child is None or p.child.poll() is not None) and not (p.standby and p.standby.busy())
-                    for p in self.processes.values())
-                and not self.batches.runs)
+    def _wait_all_down(self, seconds: float, graceful: bool) -> bool:
+        """Tick until every child has been reaped, or for `seconds` (a graceful wait also ends
+        at a second signal, which has killed every child).
+        Down means the tick has seen the exit and emptied the child's process group (the JVM
+        with it), not merely that the group leader exited."""
+        give_up = time.monotonic() + seconds
+        while not (down := not self._left()) and time.monotonic() < give_up and not (graceful and self.forced):
+            time.sleep(0.2)
+            for proc in self.processes.values():
+                proc.tick()
+            self.batches.reap()
+        return down
+
+    def _left(self) -> list[str]:
+        """The jobs whose child, standby or batch run has not been reaped yet."""
+        return ([n for n, p in self.processes.items() if p.child is not None or (p.standby and p.standby.children())]
+                + list(self.batches.runs))
 
     def run(self, poll_seconds: float = 1.0, status_every: float = 5.0) -> int:
         """Until a signal (or, with --once, until no due interval is ready or running). Exit code:

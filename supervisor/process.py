@@ -230,6 +230,10 @@ class SupervisedProcess:
     def stop(self, reason: str = "stop requested") -> None:
         """SIGTERM to the process group; SIGKILL follows after the policy's stop timeout."""
         self._start_after_stop = self._start_after_stop and self.state in (State.STARTING, State.RUNNING)
+        if self.state is State.STOPPING:
+            # A stop while stopping (an operator's, the orchestrator's shutdown) cancels the
+            # restart an unhealthy stop had planned: the job stays stopped.
+            self._restart_after_stop = False
         if self.standby:
             self.standby.retire()
         if self.state in (State.STARTING, State.RUNNING) and self.child is not None:

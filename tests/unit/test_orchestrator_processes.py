@@ -149,7 +149,8 @@ def test_a_second_orchestrator_is_refused_and_a_killed_one_is_succeeded_by_adopt
         orch.send_signal(signal.SIGTERM)
         assert orch.wait(timeout=30) == 0
     _, left = psutil.wait_procs([psutil.Process(p) for p in tree if alive(p)], timeout=10)
-    assert left == [], "an adopted job is stopped like our own"
+    assert left == [], (f"an adopted job is stopped like our own; left: {[(p.pid, p.name()) for p in left]}; "
+                        f"orchestrator's log: {(tmp_path / 'orch.err').read_text()[-2000:]}")
     records = json.loads((tmp_path / "state" / "orchestrator" / "children.json").read_text())
     assert records == []
 

@@ -207,6 +207,18 @@ def test_unhealthy_restart_counts_as_a_failure_and_backs_off():
     assert proc.state is State.STARTING and len(spawner.children) == 2
 
 
+def test_a_stop_while_an_unhealthy_job_stops_cancels_its_restart():
+    proc, clock, spawner = make(ignores_sigterm=True)
+    proc.start()
+    clock.advance(10)
+    proc.tick()
+    proc.restart_unhealthy("no progress")
+    proc.stop("orchestrator shutdown")  # the orchestrator shuts down before the job has stopped
+    spawner.children[0].exit_code = 0
+    proc.tick()
+    assert proc.state is State.STOPPED and len(spawner.children) == 1, "no new driver during a shutdown"
+
+
 @pytest.mark.parametrize("state_before_stop", ["backoff"])
 def test_stop_during_backoff_cancels_the_restart(state_before_stop):
     proc, clock, spawner = make()
