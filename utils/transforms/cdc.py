@@ -87,19 +87,26 @@ def classify_operation(op: Column) -> Column:
 
 
 def changed_columns(before: Column, after: Column) -> Column:
-    """Columns in both `before` and `after` (VARIANT objects) whose values differ.
+    """Columns in both `before` and `after` (VARIANT objects) whose values differ, sorted; a value
+    that changes its JSON type (5 to "5") differs.
 
     Null when `before` holds only the key (REPLICA IDENTITY DEFAULT): the old values are unknown.
+
+    Each image becomes a map of JSON texts once, and the two maps are zipped by key. Looking a key
+    up in a map converted inside the filter's lambda re-converted the whole image for every key,
+    a cost that grows with the square of the table's column count (benchmarks/history.md).
     """
-    b = F.try_variant_get(before, "$", "map<string,variant>")
-    a = F.try_variant_get(after, "$", "map<string,variant>")
-    before_keys = F.map_keys(b)
+    def as_json_map(image: Column) -> Column:
+        return F.transform_values(F.try_variant_get(image, "$", "map<string,variant>"),
+                                  lambda _k, v: F.coalesce(F.to_json(v), F.lit("null")))
+
+    # A key missing on one side zips to a null there: only keys in both can differ.
+    differs = F.map_zip_with(as_json_map(before), as_json_map(after),
+                             lambda _k, b, a: b.isNotNull() & a.isNotNull() & (b != a))
+    diff = F.array_sort(F.map_keys(F.map_filter(differs, lambda _k, d: d)))
+    before_keys = F.map_keys(F.try_variant_get(before, "$", "map<string,variant>"))
     only_key = F.size(F.array_except(before_keys, F.array(F.lit("id")))) == 0
-    diff = F.filter(
-        F.array_sort(F.map_keys(a)),
-        lambda k: F.array_contains(before_keys, k) & ~F.to_json(b[k]).eqNullSafe(F.to_json(a[k])),
-    )
-    return F.when(b.isNull() | a.isNull() | only_key, F.lit(None).cast("array<string>")).otherwise(diff)
+    return F.when(only_key, F.lit(None).cast("array<string>")).otherwise(diff)
 
 
 def normalize_snapshot_flag(snapshot: Column) -> Column:
