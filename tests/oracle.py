@@ -91,19 +91,38 @@ def sessions(truth_dir: Path, *, gap: timedelta, watermark: timedelta) -> dict[t
 CDC_OPS = {"c": "INSERT", "u": "UPDATE", "d": "DELETE", "r": "SNAPSHOT", "t": "TRUNCATE"}
 
 
-def cdc_operation_counts(truth_dir: Path) -> Counter:
-    """(table_name, operation) -> count, over valid non-tombstone change events."""
-    counts: Counter = Counter()
+def cdc_changes(truth_dir: Path) -> list[dict]:
+    """The envelopes of valid change events (tombstones and op m messages left out)."""
+    out = []
     for rec in load(truth_dir, "cdc_changes"):
         if rec["kind"] != "valid":
             continue
         env = json.loads(rec["value"])
         env = env.get("payload", env) if "op" not in env else env
-        if env["op"] == "m":
-            continue
-        table = f"{env['source']['schema']}.{env['source']['table']}"
-        counts[(table, CDC_OPS[env["op"]])] += 1
-    return counts
+        if env["op"] != "m":
+            out.append(env)
+    return out
+
+
+def cdc_operation_counts(truth_dir: Path) -> Counter:
+    """(table_name, operation) -> count, over valid non-tombstone change events."""
+    return Counter((f"{e['source']['schema']}.{e['source']['table']}", CDC_OPS[e["op"]])
+                   for e in cdc_changes(truth_dir))
+
+
+def cdc_summary(truth_dir: Path, *, watermark: timedelta) -> dict[tuple, Counter]:
+    """(minute window start, table_name) -> operation counts, for the windows the watermark
+    (the largest source time minus `watermark`) closed. The generator sends no late change."""
+    changes = cdc_changes(truth_dir)
+    def source_time(e: dict) -> datetime:
+        return datetime.fromtimestamp(e["source"]["ts_ms"] / 1000, UTC)
+    closed_before = max(source_time(e) for e in changes) - watermark
+    out: dict[tuple, Counter] = defaultdict(Counter)
+    for e in changes:
+        start = source_time(e).replace(second=0, microsecond=0)
+        if start + timedelta(minutes=1) <= closed_before:
+            out[(start, f"{e['source']['schema']}.{e['source']['table']}")][CDC_OPS[e["op"]]] += 1
+    return dict(out)
 
 
 def malformed(truth_dir: Path, topic: str) -> list[dict]:
