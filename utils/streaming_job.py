@@ -40,10 +40,6 @@ class QuerySpec:
     # When given, polled every `refresh_seconds`; a new value restarts the query (after its
     # running batch) so that it re-reads static inputs such as master data.
     refresh_signature: Callable[[], Hashable] | None = None
-    # When given, the name of a query whose output this one reads (a file source on its sink):
-    # it starts once that query has committed a batch, so that the output exists; with
-    # --available-now, once that query has finished, so that it sees all of the output.
-    after: str | None = None
 
 
 def quarantine_query(checked: Callable[[], DataFrame], *, topic: str, job: str, settings: Settings,
@@ -110,12 +106,8 @@ class QueryRunner:
     """Runs a job's queries until they finish (available-now), fail, or a stop is requested."""
 
     def __init__(self, specs: list[QuerySpec], log: ContextLogger, *, stop_timeout: float,
-                 refresh_seconds: float, stopper: GracefulStop, available_now: bool = False):
-        unknown = {s.after for s in specs if s.after} - {s.name for s in specs}
-        if unknown:
-            raise ValueError(f"QuerySpec.after names no query of the job: {', '.join(sorted(unknown))}")
+                 refresh_seconds: float, stopper: GracefulStop):
         self.specs = specs
-        self.available_now = available_now
         self.log = log
         self.stop_timeout = stop_timeout
         self.refresh_seconds = refresh_seconds
@@ -123,43 +115,18 @@ class QueryRunner:
         self.queries: dict[str, StreamingQuery] = {}
         self.signatures: dict[str, Hashable] = {}
 
-    def _start(self, spec: QuerySpec) -> None:
-        if spec.refresh_signature:
-            self.signatures[spec.name] = spec.refresh_signature()
-        self.queries[spec.name] = spec.start()
-
-    def _upstream_ready(self, spec: QuerySpec) -> bool:
-        upstream = self.queries.get(spec.after or "")
-        if upstream is None:
-            return False
-        if self.available_now:
-            return not upstream.isActive and upstream.exception() is None
-        return upstream.lastProgress is not None
-
     def start_all(self) -> None:
-        """Start every query whose upstream (if any) is ready; the others wait for `start_ready`."""
         for spec in self.specs:
-            if spec.after is None:
-                self._start(spec)
-        self.start_ready()
-
-    def start_ready(self) -> None:
-        for spec in self.specs:
-            if spec.name not in self.queries and self._upstream_ready(spec):
-                self.log.info("upstream ready: starting query", extra={"query_name": spec.name,
-                                                                        "after": spec.after})
-                self._start(spec)
-
-    def _waiting(self) -> bool:
-        return len(self.queries) < len(self.specs)
+            if spec.refresh_signature:
+                self.signatures[spec.name] = spec.refresh_signature()
+            self.queries[spec.name] = spec.start()
 
     def _failed(self) -> list[str]:
         return [n for n, q in self.queries.items() if not q.isActive and q.exception() is not None]
 
     def _refresh(self) -> None:
         for spec in self.specs:
-            query = self.queries.get(spec.name)
-            if not spec.refresh_signature or query is None or not query.isActive:
+            if not spec.refresh_signature or not self.queries[spec.name].isActive:
                 continue
             signature = spec.refresh_signature()
             if signature != self.signatures[spec.name]:
@@ -175,12 +142,9 @@ class QueryRunner:
         self.start_all()
         self.log.info("queries started", extra={"seconds": round(time.monotonic() - began, 1)})
         next_refresh = time.monotonic() + self.refresh_seconds
-        while ((self._waiting() or any(q.isActive for q in self.queries.values()))
-               and not self.stopper.requested.is_set()):
+        while any(q.isActive for q in self.queries.values()) and not self.stopper.requested.is_set():
             if self._failed():
                 break
-            if self._waiting():
-                self.start_ready()
             if time.monotonic() >= next_refresh:
                 self._refresh()
                 next_refresh = time.monotonic() + self.refresh_seconds
@@ -256,8 +220,7 @@ def run_streaming_job(name: str, build: BuildFn, doc: str | None, argv: list[str
                                                  app={"app_id": context.applicationId, "ui_url": context.uiWebUrl}))
         specs = build(spark, settings, args.available_now)
         runner = QueryRunner(specs, log, stop_timeout=settings.stop_timeout_seconds,
-                             refresh_seconds=settings.user_master_refresh_seconds, stopper=stopper,
-                             available_now=args.available_now)
+                             refresh_seconds=settings.user_master_refresh_seconds, stopper=stopper)
         code = runner.run()
     finally:
         spark.stop()

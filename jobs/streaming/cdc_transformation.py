@@ -7,9 +7,6 @@ Accepts the bare envelope and the `{"schema", "payload"}` form. op c/u/d/r/t bec
 INSERT/UPDATE/DELETE/SNAPSHOT/TRUNCATE; tombstones (null values) and logical decoding messages
 (op m) are counted, not written. Unknown tables pass through. Bad records go to
 _quarantine/cdc_changes/.
-
-The summary is computed from cdc_transformed/ (a file source on its sink log, exactly once), not
-from the topic again: the records are read and validated once for both outputs.
 """
 
 import sys
@@ -21,7 +18,6 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from configs.spark_config import Settings
-from utils import files
 from utils import transformations as X
 from utils.spark_utils import read_kafka_stream, write_parquet_stream
 from utils.streaming_job import QuerySpec, quarantine_query, run_streaming_job
@@ -29,8 +25,6 @@ from utils.streaming_job import QuerySpec, quarantine_query, run_streaming_job
 JOB = "cdc_transformation"
 CHANGES = "cdc_transformed"
 SUMMARY = "cdc_table_summary"
-# Until 2026-12-02 the summary read the topic itself, with its checkpoint under SUMMARY.
-SUMMARY_CHECKPOINT = "cdc_table_summary_from_changes"
 
 
 def row_changes(checked: DataFrame) -> DataFrame:
@@ -47,19 +41,6 @@ def row_changes(checked: DataFrame) -> DataFrame:
     return X.transform_cdc(valid)
 
 
-def refuse_old_summary_checkpoint(settings: Settings) -> None:
-    """Stop with the one-time upgrade step when the summary's checkpoint is still the one that read
-    the topic: its offsets are Kafka's, and a fresh checkpoint would find SUMMARY's sink log
-    already holding its batch ids (the file sink skips those: the new windows would be lost)."""
-    old, new = (settings.checkpoint_path(JOB, q) for q in (SUMMARY, SUMMARY_CHECKPOINT))
-    fs, old_path = files.filesystem(old, settings)
-    if files.exists(fs, old_path) and not files.exists(fs, files.filesystem(new, settings)[1]):
-        raise SystemExit(
-            f"{JOB}: {SUMMARY} is now summarized from {CHANGES}/, not from the topic. Upgrade once: "
-            f"stop the job, delete {old} and {settings.dataset_path(SUMMARY)} (it is rebuilt "
-            f"from {settings.dataset_path(CHANGES)}), then start it again.")
-
-
 def build(spark: SparkSession, settings: Settings, available_now: bool) -> list[QuerySpec]:
     def checked() -> DataFrame:
         return read_kafka_stream(spark, settings.topic_cdc_changes, settings).transform(X.validate_debezium)
@@ -71,17 +52,14 @@ def build(spark: SparkSession, settings: Settings, available_now: bool) -> list[
             settings=settings, partition_by=["change_date"], available_now=available_now)
 
     def start_summary():
-        changes = (spark.readStream.schema(row_changes(checked()).schema)
-                   .parquet(settings.dataset_path(CHANGES))
-                   .withWatermark("source_ts", settings.cdc_watermark))
+        changes = row_changes(checked()).withWatermark("source_ts", settings.cdc_watermark)
         summary = X.summarize_cdc(changes, window=settings.cdc_summary_window)
         return write_parquet_stream(
             summary, path=settings.dataset_path(SUMMARY),
-            checkpoint_location=settings.checkpoint_path(JOB, SUMMARY_CHECKPOINT), query_name=SUMMARY,
+            checkpoint_location=settings.checkpoint_path(JOB, SUMMARY), query_name=SUMMARY,
             settings=settings, partition_by=["summary_date"], available_now=available_now)
 
-    refuse_old_summary_checkpoint(settings)
-    return [QuerySpec(CHANGES, start_changes), QuerySpec(SUMMARY, start_summary, after=CHANGES),
+    return [QuerySpec(CHANGES, start_changes), QuerySpec(SUMMARY, start_summary),
             quarantine_query(checked, topic="cdc_changes", job=JOB, settings=settings,
                              available_now=available_now)]
 

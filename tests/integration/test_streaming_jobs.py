@@ -64,7 +64,7 @@ def test_cdc_operations_per_table_equal_the_oracle(done):
 
 
 def test_cdc_summary_equals_the_oracle(done):
-    """Summarized from cdc_transformed (a file source on its sink log): every closed window once."""
+    """Every window the watermark closed, written once, with its counts per operation."""
     run, _ = done
     df = run.dataset("cdc_table_summary")
     columns = ("inserts", "updates", "deletes", "snapshots", "truncates")
