@@ -104,24 +104,29 @@ def cdc_changes(truth_dir: Path) -> list[dict]:
     return out
 
 
+def _table(env: dict) -> str:
+    return f"{env['source']['schema']}.{env['source']['table']}"
+
+
+def _source_time(env: dict) -> datetime:
+    return datetime.fromtimestamp(env["source"]["ts_ms"] / 1000, UTC)
+
+
 def cdc_operation_counts(truth_dir: Path) -> Counter:
     """(table_name, operation) -> count, over valid non-tombstone change events."""
-    return Counter((f"{e['source']['schema']}.{e['source']['table']}", CDC_OPS[e["op"]])
-                   for e in cdc_changes(truth_dir))
+    return Counter((_table(e), CDC_OPS[e["op"]]) for e in cdc_changes(truth_dir))
 
 
 def cdc_summary(truth_dir: Path, *, watermark: timedelta) -> dict[tuple, Counter]:
     """(minute window start, table_name) -> operation counts, for the windows the watermark
     (the largest source time minus `watermark`) closed. The generator sends no late change."""
     changes = cdc_changes(truth_dir)
-    def source_time(e: dict) -> datetime:
-        return datetime.fromtimestamp(e["source"]["ts_ms"] / 1000, UTC)
-    closed_before = max(source_time(e) for e in changes) - watermark
+    closed_before = max(_source_time(e) for e in changes) - watermark
     out: dict[tuple, Counter] = defaultdict(Counter)
     for e in changes:
-        start = source_time(e).replace(second=0, microsecond=0)
+        start = _source_time(e).replace(second=0, microsecond=0)
         if start + timedelta(minutes=1) <= closed_before:
-            out[(start, f"{e['source']['schema']}.{e['source']['table']}")][CDC_OPS[e["op"]]] += 1
+            out[(start, _table(e))][CDC_OPS[e["op"]]] += 1
     return dict(out)
 
 
