@@ -112,9 +112,6 @@ class Settings(BaseSettings):
 
     # Streaming
     trigger_interval: str = "10 seconds"
-    # The quarantine queries' own trigger (empty: TRIGGER_INTERVAL). A longer one costs the
-    # quarantine's freshness only, and spares the cores a micro-batch per topic and trigger.
-    quarantine_trigger_interval: str = ""
     # Below the orchestrator's SIGKILL timeout (configs/jobs.yaml, 60 s): the job's own stop comes first.
     stop_timeout_seconds: float = Field(default=45.0, gt=0)
     # How the orchestrator launches jobs: spark-submit to SPARK_MASTER_URL, or the job script
@@ -191,15 +188,6 @@ class Settings(BaseSettings):
         if wrong:
             raise ValueError(f"SPARK_EXTRA_CONF keys must start with 'spark.', got {wrong}")
         return value
-
-    @field_validator("quarantine_trigger_interval")
-    @classmethod
-    def _optional_duration(cls, value: str) -> str:
-        return _check_duration(value) if value.strip() else ""
-
-    @property
-    def quarantine_trigger(self) -> str:
-        return self.quarantine_trigger_interval or self.trigger_interval
 
     @field_validator(
         "trigger_interval",

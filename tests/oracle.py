@@ -134,6 +134,11 @@ def malformed(truth_dir: Path, topic: str) -> list[dict]:
     return [r for r in load(truth_dir, topic) if r["kind"] == "malformed"]
 
 
+def malformed_values(truth_dir: Path, topic: str) -> Counter:
+    """The raw bytes of each malformed record as produced (quarantine keeps them in base64)."""
+    return Counter(r["value"].encode("latin-1" if r["binary"] else "utf-8") for r in malformed(truth_dir, topic))
+
+
 def tombstones(truth_dir: Path) -> int:
     return sum(1 for r in load(truth_dir, "cdc_changes") if r["kind"] == "tombstone")
 

@@ -96,14 +96,14 @@ def read_kafka_batch(spark: SparkSession, topic: str, settings: Settings) -> Dat
 
 
 def _start(writer, *, checkpoint_location: str, query_name: str, settings: Settings,
-           available_now: bool, path: str | None = None, trigger: str | None = None) -> StreamingQuery:
+           available_now: bool, path: str | None = None) -> StreamingQuery:
     if not checkpoint_location:
         raise ValueError("checkpoint_location is required: outputs must be exactly-once")
     writer = writer.option("checkpointLocation", checkpoint_location).queryName(query_name)
     if available_now:
         writer = writer.trigger(availableNow=True)
     else:
-        writer = writer.trigger(processingTime=trigger or settings.trigger_interval)
+        writer = writer.trigger(processingTime=settings.trigger_interval)
     return writer.start(path) if path else writer.start()
 
 
@@ -118,15 +118,13 @@ def write_file_stream(
     partition_by: Sequence[str] = (),
     available_now: bool = False,
     options: dict[str, str] | None = None,
-    trigger: str | None = None,
 ) -> StreamingQuery:
-    """Append a stream to a checkpointed file sink (exactly-once per input record); `trigger`
-    overrides TRIGGER_INTERVAL for this query."""
+    """Append a stream to a checkpointed file sink (exactly-once per input record)."""
     writer = df.writeStream.format(fmt).outputMode("append").options(**(options or {}))
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     return _start(writer, checkpoint_location=checkpoint_location, query_name=query_name,
-                  settings=settings, available_now=available_now, path=path, trigger=trigger)
+                  settings=settings, available_now=available_now, path=path)
 
 
 def write_parquet_stream(df: DataFrame, **kwargs: Any) -> StreamingQuery:

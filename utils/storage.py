@@ -23,13 +23,12 @@ def delete_tree(spark: SparkSession, uri: str) -> bool:
     return bool(fs.exists(path) and fs.delete(path, True))
 
 
-def files_signature(spark: SparkSession, uri: str) -> tuple:
-    """(path, size, modification time) of every data file under `uri` (or of `uri` itself when it
-    is a file), skipping hidden and `_`-prefixed ones: it changes when the data does; () when
-    there is nothing at `uri`."""
+def data_files(spark: SparkSession, uri: str) -> list[tuple[str, int, int]]:
+    """(URI, size, modification time) of every data file under `uri` (or `uri` itself when it is a
+    file), skipping hidden and `_`-prefixed ones as Spark's readers do; [] when nothing is there."""
     fs, path = _fs_path(spark, uri)
     if not fs.exists(path):
-        return ()
+        return []
     root = fs.makeQualified(path).toString().rstrip("/")
     found = []
     files = fs.listFiles(path, True)
@@ -39,4 +38,54 @@ def files_signature(spark: SparkSession, uri: str) -> tuple:
         relative = name[len(root):].lstrip("/").split("/")
         if not any(part.startswith((".", "_")) for part in relative):
             found.append((name, int(status.getLen()), int(status.getModificationTime())))
-    return tuple(sorted(found))
+    return sorted(found)
+
+
+def files_signature(spark: SparkSession, uri: str) -> tuple:
+    """The data files under `uri` with their sizes and times: it changes when the data does;
+    () when there is nothing at `uri`."""
+    return tuple(data_files(spark, uri))
+
+
+def names(spark: SparkSession, uri: str) -> list[str]:
+    """The names of the entries directly in the folder `uri` ([] when it does not exist)."""
+    fs, path = _fs_path(spark, uri)
+    if not fs.exists(path):
+        return []
+    return [status.getPath().getName() for status in fs.listStatus(path)]
+
+
+def read_text(spark: SparkSession, uri: str) -> str | None:
+    fs, path = _fs_path(spark, uri)
+    if not fs.exists(path):
+        return None
+    stream = fs.open(path)
+    try:
+        return spark.sparkContext._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+    finally:
+        stream.close()
+
+
+def replace(spark: SparkSession, source: str, target: str) -> None:
+    """Move the file `source` to `target`, replacing what is there. A reader sees the file whole
+    or not at all (a rename on disk, a copy on an object store)."""
+    fs, src = _fs_path(spark, source)
+    dst = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(target)
+    fs.mkdirs(dst.getParent())
+    if fs.exists(dst):
+        fs.delete(dst, False)
+    if not fs.rename(src, dst):
+        raise OSError(f"could not move {source} to {target}")
+
+
+def write_text(spark: SparkSession, uri: str, text: str) -> None:
+    """Write `uri` whole: to a hidden sibling first, then renamed into place."""
+    temporary = uri.rsplit("/", 1)
+    temporary = f"{temporary[0]}/.{temporary[1]}.tmp"
+    fs, path = _fs_path(spark, temporary)
+    out = fs.create(path, True)
+    try:
+        out.write(bytearray(text.encode("utf-8")))
+    finally:
+        out.close()
+    replace(spark, temporary, uri)

@@ -21,14 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from configs.logging_config import ContextLogger, configure_logging
 from configs.spark_config import Settings, load_cli_settings, load_job_registry
 from utils import preflight
-from utils import transformations as X
-from utils.spark_utils import ProgressLogger, create_spark_session, write_parquet_stream
+from utils.quarantine import QuarantineFollower
+from utils.spark_utils import ProgressLogger, create_spark_session
 
 
 @dataclass
@@ -40,21 +40,8 @@ class QuerySpec:
     # When given, polled every `refresh_seconds`; a new value restarts the query (after its
     # running batch) so that it re-reads static inputs such as master data.
     refresh_signature: Callable[[], Hashable] | None = None
-
-
-def quarantine_query(checked: Callable[[], DataFrame], *, topic: str, job: str, settings: Settings,
-                     available_now: bool, name: str | None = None,
-                     checkpoint: str = "quarantine") -> QuerySpec:
-    """The query that writes a topic's invalid records to _quarantine/<topic>/ with their reason."""
-    name = name or f"{job}_quarantine"
-
-    def start() -> StreamingQuery:
-        return write_parquet_stream(
-            X.to_quarantine(checked()), path=settings.quarantine_path(topic),
-            checkpoint_location=settings.checkpoint_path(job, checkpoint), query_name=name,
-            settings=settings, partition_by=["quarantine_date"], available_now=available_now,
-            trigger=settings.quarantine_trigger)
-    return QuerySpec(name, start)
+    # Writes the invalid records of this query's committed batches to the topic's quarantine.
+    quarantine: QuarantineFollower | None = None
 
 
 class GracefulStop:
@@ -120,9 +107,21 @@ class QueryRunner:
             if spec.refresh_signature:
                 self.signatures[spec.name] = spec.refresh_signature()
             self.queries[spec.name] = spec.start()
+        for follower in self.followers:
+            follower.start()
+
+    @property
+    def followers(self) -> list[QuarantineFollower]:
+        return [spec.quarantine for spec in self.specs if spec.quarantine]
 
     def _failed(self) -> list[str]:
-        return [n for n, q in self.queries.items() if not q.isActive and q.exception() is not None]
+        failed = [n for n, q in self.queries.items() if not q.isActive and q.exception() is not None]
+        return failed + [f.name for f in self.followers if f.error is not None]
+
+    def _error(self, name: str) -> BaseException | None:
+        if name in self.queries:
+            return self.queries[name].exception()
+        return next(f.error for f in self.followers if f.name == name)
 
     def _refresh(self) -> None:
         for spec in self.specs:
@@ -150,12 +149,20 @@ class QueryRunner:
                 next_refresh = time.monotonic() + self.refresh_seconds
             time.sleep(0.5)
         failed = self._failed()
-        for name in failed:
-            self.log.error("query failed", extra={"query_name": name,
-                                                   "error": str(self.queries[name].exception())})
         deadline = time.monotonic() + self.stop_timeout
         for query in self.queries.values():
             stop_after_batch(query, deadline)
+        for follower in self.followers:
+            if failed or self.stopper.requested.is_set():
+                follower.stop(max(0.0, deadline - time.monotonic()))
+                continue
+            try:  # every query ended cleanly (available-now): quarantine all that they committed
+                follower.finish()
+            except Exception as exc:
+                follower.error = exc
+                failed.append(follower.name)
+        for name in failed:
+            self.log.error("query failed", extra={"query_name": name, "error": str(self._error(name))})
         if self.stopper.requested.is_set():
             self.log.info("stopped on request after the running micro-batch")
         return 1 if failed else 0

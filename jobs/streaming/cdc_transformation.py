@@ -19,8 +19,9 @@ from pyspark.sql import functions as F
 
 from configs.spark_config import Settings
 from utils import transformations as X
+from utils.quarantine import QuarantineFollower
 from utils.spark_utils import read_kafka_stream, write_parquet_stream
-from utils.streaming_job import QuerySpec, quarantine_query, run_streaming_job
+from utils.streaming_job import QuerySpec, run_streaming_job
 
 JOB = "cdc_transformation"
 CHANGES = "cdc_transformed"
@@ -59,9 +60,9 @@ def build(spark: SparkSession, settings: Settings, available_now: bool) -> list[
             checkpoint_location=settings.checkpoint_path(JOB, SUMMARY), query_name=SUMMARY,
             settings=settings, partition_by=["summary_date"], available_now=available_now)
 
-    return [QuerySpec(CHANGES, start_changes), QuerySpec(SUMMARY, start_summary),
-            quarantine_query(checked, topic="cdc_changes", job=JOB, settings=settings,
-                             available_now=available_now)]
+    quarantine = QuarantineFollower(spark, settings, job=JOB, query_name=CHANGES, topic="cdc_changes",
+                                    validate=X.validate_debezium)
+    return [QuerySpec(CHANGES, start_changes, quarantine=quarantine), QuerySpec(SUMMARY, start_summary)]
 
 
 if __name__ == "__main__":

@@ -17,8 +17,9 @@ from pyspark.sql import functions as F
 
 from configs.spark_config import Settings
 from utils import transformations as X
+from utils.quarantine import QuarantineFollower
 from utils.spark_utils import read_kafka_stream, write_parquet_stream
-from utils.streaming_job import QuerySpec, quarantine_query, run_streaming_job
+from utils.streaming_job import QuerySpec, run_streaming_job
 
 JOB = "clickstream_analysis"
 DATASET = "clickstream_sessions"
@@ -33,12 +34,12 @@ def build_sessions(checked: DataFrame, *, gap: str, watermark: str) -> DataFrame
 
 
 def build(spark: SparkSession, settings: Settings, available_now: bool) -> list[QuerySpec]:
-    def checked() -> DataFrame:
-        raw = read_kafka_stream(spark, settings.topic_clickstream, settings)
+    def validate(raw: DataFrame) -> DataFrame:
         return raw.transform(X.with_json_validation, X.CLICKSTREAM_SPEC)
 
     def start_sessions():
-        sessions = build_sessions(X.count_records(checked(), "consumed"),
+        raw = read_kafka_stream(spark, settings.topic_clickstream, settings)
+        sessions = build_sessions(X.count_records(validate(raw), "consumed"),
                                   gap=settings.clickstream_session_gap,
                                   watermark=settings.clickstream_watermark)
         return write_parquet_stream(
@@ -46,9 +47,9 @@ def build(spark: SparkSession, settings: Settings, available_now: bool) -> list[
             checkpoint_location=settings.checkpoint_path(JOB, DATASET), query_name=DATASET,
             settings=settings, partition_by=["session_date"], available_now=available_now)
 
-    return [QuerySpec(DATASET, start_sessions),
-            quarantine_query(checked, topic="clickstream", job=JOB, settings=settings,
-                             available_now=available_now)]
+    quarantine = QuarantineFollower(spark, settings, job=JOB, query_name=DATASET, topic="clickstream",
+                                    validate=validate)
+    return [QuerySpec(DATASET, start_sessions, quarantine=quarantine)]
 
 
 if __name__ == "__main__":

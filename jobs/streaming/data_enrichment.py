@@ -22,8 +22,9 @@ from pyspark.sql import functions as F
 from configs.spark_config import Settings
 from utils import storage
 from utils import transformations as X
+from utils.quarantine import QuarantineFollower
 from utils.spark_utils import read_kafka_stream, write_parquet_stream
-from utils.streaming_job import QuerySpec, quarantine_query, run_streaming_job
+from utils.streaming_job import QuerySpec, run_streaming_job
 
 JOB = "data_enrichment"
 ENRICHED = "enriched_events"
@@ -66,12 +67,12 @@ def build(spark: SparkSession, settings: Settings, available_now: bool) -> list[
             checkpoint_location=settings.checkpoint_path(JOB, ENRICHED), query_name=ENRICHED,
             settings=settings, partition_by=["event_date"], available_now=available_now)
 
-    def external_checked() -> DataFrame:
-        raw = read_kafka_stream(spark, settings.topic_external_data, settings)
+    def validate_external(raw: DataFrame) -> DataFrame:
         return raw.transform(X.with_json_validation, X.EXTERNAL_DATA_SPEC)
 
     def start_external():
-        records = (X.count_records(external_checked(), "consumed")
+        raw = read_kafka_stream(spark, settings.topic_external_data, settings)
+        records = (X.count_records(validate_external(raw), "consumed")
                    .transform(X.filter_valid_records).transform(X.extract_external_data))
         return write_parquet_stream(
             records, path=settings.dataset_path(EXTERNAL),
@@ -83,10 +84,9 @@ def build(spark: SparkSession, settings: Settings, available_now: bool) -> list[
                 storage.files_signature(spark, segments_path))
 
     return [QuerySpec(ENRICHED, start_enriched, refresh_signature=static_inputs),
-            QuerySpec(EXTERNAL, start_external),
-            quarantine_query(external_checked, topic="external_data", job=JOB, settings=settings,
-                             available_now=available_now, name=f"{EXTERNAL}_quarantine",
-                             checkpoint="external_quarantine")]
+            QuerySpec(EXTERNAL, start_external, quarantine=QuarantineFollower(
+                spark, settings, job=JOB, query_name=EXTERNAL, topic="external_data",
+                validate=validate_external, earlier_checkpoint="external_quarantine"))]
 
 
 if __name__ == "__main__":

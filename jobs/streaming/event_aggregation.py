@@ -17,8 +17,9 @@ from pyspark.sql import functions as F
 
 from configs.spark_config import Settings
 from utils import transformations as X
+from utils.quarantine import QuarantineFollower
 from utils.spark_utils import read_kafka_stream, write_parquet_stream
-from utils.streaming_job import QuerySpec, quarantine_query, run_streaming_job
+from utils.streaming_job import QuerySpec, run_streaming_job
 
 JOB = "event_aggregation"
 DATASET = "events_aggregated_realtime"
@@ -34,12 +35,12 @@ def aggregate_events(checked: DataFrame, *, window: str, watermark: str) -> Data
 
 
 def build(spark: SparkSession, settings: Settings, available_now: bool) -> list[QuerySpec]:
-    def checked() -> DataFrame:
-        raw = read_kafka_stream(spark, settings.topic_app_events, settings)
+    def validate(raw: DataFrame) -> DataFrame:
         return raw.transform(X.with_json_validation, X.APP_EVENTS_SPEC)
 
     def start_windows():
-        windows = aggregate_events(X.count_records(checked(), "consumed"),
+        raw = read_kafka_stream(spark, settings.topic_app_events, settings)
+        windows = aggregate_events(X.count_records(validate(raw), "consumed"),
                                    window=settings.event_aggregation_window,
                                    watermark=settings.event_aggregation_watermark)
         return write_parquet_stream(
@@ -47,9 +48,9 @@ def build(spark: SparkSession, settings: Settings, available_now: bool) -> list[
             checkpoint_location=settings.checkpoint_path(JOB, DATASET), query_name=DATASET,
             settings=settings, partition_by=["event_date"], available_now=available_now)
 
-    return [QuerySpec(DATASET, start_windows),
-            quarantine_query(checked, topic="app_events", job=JOB, settings=settings,
-                             available_now=available_now)]
+    quarantine = QuarantineFollower(spark, settings, job=JOB, query_name=DATASET, topic="app_events",
+                                    validate=validate)
+    return [QuerySpec(DATASET, start_windows, quarantine=quarantine)]
 
 
 if __name__ == "__main__":

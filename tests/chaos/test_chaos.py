@@ -9,6 +9,7 @@ doubled. Figures go to logs/chaos/ (see conftest.py) and from there to RELIABILI
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -224,6 +225,8 @@ def test_driver_killed_three_times_then_output_unwritable(stack, tmp_path, relia
                 out.unlink(missing_ok=True)
                 held.rename(out)
         sc.drain()
+        # Through three SIGKILLs and two failed starts: each malformed app event once, no more.
+        quarantine = quarantine_when_caught_up(run, truth, "app_events")
     errors = [r for r in run.log_records(JOB) if r.get("levelname") == "ERROR"]
     assert any(str(out) in json.dumps(e) for e in errors), "the failure names the output path"
     assert "BACKOFF" in (run.root / "orchestrator.out").read_text()
@@ -240,6 +243,19 @@ def test_driver_killed_three_times_then_output_unwritable(stack, tmp_path, relia
     assert paths[:2] == ["standby", "standby"], paths
     assert not any(psutil.pid_exists(p) for p in standbys if p), "the orchestrator's stop stops its standby"
     assert figures["exact"], figures
+    assert (Counter(base64.b64decode(v) for v in quarantine.raw_value_base64)
+            == oracle.malformed_values(truth, "app_events"))
+
+
+def quarantine_when_caught_up(run: Run, truth: Path, topic: str, timeout: float = 180) -> pd.DataFrame:
+    """_quarantine/<topic>/ once it holds as many records as were malformed, or at the timeout:
+    the quarantine follows its job's committed micro-batches by a step."""
+    want, deadline = len(oracle.malformed(truth, topic)), time.monotonic() + timeout
+    while True:
+        df = run.dataset(f"_quarantine/{topic}")
+        if (df is not None and len(df) >= want) or time.monotonic() > deadline:
+            return df if df is not None else pd.DataFrame({"raw_value_base64": []})
+        time.sleep(2)
 
 
 # -- 2 and 3: worker lost, then broker stopped and killed ------------------------------------------

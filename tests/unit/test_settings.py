@@ -27,7 +27,6 @@ def test_defaults_match_the_contract(clean_env):
     assert s.trigger_interval == "10 seconds"
     assert s.topics == {t: t for t in ("app_events", "clickstream", "cdc_changes", "external_data")}
     assert s.kafka_fail_on_data_loss is True
-    assert s.quarantine_trigger == "10 seconds", "the quarantine follows TRIGGER_INTERVAL unless told"
 
 
 def test_environment_overrides(clean_env):
@@ -39,9 +38,6 @@ def test_environment_overrides(clean_env):
     s = load_settings()
     assert s.kafka_bootstrap_servers == "broker:29092" and s.output_root == "/data/out"
     assert s.kafka_max_offsets_per_trigger == 5000 and s.trigger_interval == "30 seconds"
-    assert s.quarantine_trigger == "30 seconds"
-    clean_env.setenv("QUARANTINE_TRIGGER_INTERVAL", "1 minute")
-    assert load_settings().quarantine_trigger == "1 minute"
     assert s.kafka_options()["kafka.security.protocol"] == "SASL_SSL"
     assert s.redacted()["kafka_extra_options"]["sasl.jaas.config"] == "***"
     assert "jaas-s3cr3t" not in json.dumps(s.redacted())
@@ -61,7 +57,7 @@ def test_extra_spark_conf_is_applied_last(clean_env):
 
 @pytest.mark.parametrize(("var", "value"), [
     ("KAFKA_TOPIC_PARTITIONS", "many"), ("KAFKA_TOPIC_PARTITIONS", "0"),
-    ("TRIGGER_INTERVAL", "10s"), ("QUARANTINE_TRIGGER_INTERVAL", "soon"), ("SPARK_EXECUTOR_MEMORY", "lots"),
+    ("TRIGGER_INTERVAL", "10s"), ("SPARK_EXECUTOR_MEMORY", "lots"),
     ("KAFKA_EXTRA_OPTIONS", "{not json"), ("KAFKA_STARTING_OFFSETS", "yesterday"),
     ("KAFKA_FAIL_ON_DATA_LOSS", "perhaps"),
     ("SPARK_EXTRA_CONF", "[1]"), ("SPARK_EXTRA_CONF", '{"executor.memory": "2g"}'),

@@ -125,28 +125,3 @@ def test_a_stop_request_under_backlog_ends_the_query_after_the_running_batch(spa
         assert running + 1 <= last_batch_id(query) <= running + 2
     finally:
         query.stop()
-
-
-def test_quarantine_query_runs_on_its_own_trigger(spark, tmp_path):
-    from utils.streaming_job import quarantine_query
-
-    source = tmp_path / "in"
-    _write(source, "1.json", [{"partition": 0, "offset": 1, "timestamp": "2026-11-25T20:00:00Z", "value": "{bad"}])
-    settings = load_settings(output_root=str(tmp_path / "out"), checkpoint_root=str(tmp_path / "ckpt"),
-                             trigger_interval="1 second", quarantine_trigger_interval="1 minute")
-
-    def checked():
-        schema = "partition int, offset long, timestamp timestamp, value string"
-        rows = spark.readStream.schema(schema).json(str(source))
-        kafka = rows.select(F.lit("app_events").alias("topic"), "partition", "offset", "timestamp",
-                            F.col("value").cast("binary").alias("value"))
-        return kafka.transform(X.with_json_validation, X.APP_EVENTS_SPEC)
-
-    query = quarantine_query(checked, topic="app_events", job="j", settings=settings, available_now=False).start()
-    try:
-        query.processAllAvailable()
-        assert "60000" in query._jsq.streamingQuery().trigger().toString()
-    finally:
-        query.stop()
-    rows = spark.read.parquet(settings.quarantine_path("app_events")).collect()
-    assert [(r.offset, r.error) for r in rows] == [(1, "invalid JSON")]
