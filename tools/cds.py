@@ -9,9 +9,11 @@ the files it was recorded from beside it (`<archive>.files.json`); archives that
 has made useless for good are deleted when the stack starts (about 100 MB each).
 
 The training is one real run of event_aggregation on the cluster over a few hundred generated
-records on topics of its own, in a temporary folder: once both its queries have committed a
-batch, `jcmd VM.cds dynamic_dump` writes the driver's and the executor's archive under temporary
-names, renamed when complete, so a job never maps a half-written archive.
+records (a few malformed) on topics of its own, in a temporary folder: once its query has
+committed a batch with rows and its quarantine follower has written the malformed ones (the read,
+validation, state store, file sink and quarantine paths are then loaded), `jcmd VM.cds
+dynamic_dump` writes the driver's and the executor's archive under temporary names, renamed when
+complete, so a job never maps a half-written archive.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from configs.spark_config import PROJECT_ROOT, TOPICS, load_settings, settings_f
 from utils.launch import cds_archives, cds_files, java_binary, spark_submit_command, spark_submit_env, stamp
 
 TRAINING_APP_EVENTS = 400
+# Some malformed records, so that the quarantine follower's reread and write run in the training.
+TRAINING_MALFORMED_RATE = "0.05"
 # A system property that tells the training's driver and executor JVMs apart in `ps`.
 ROLE_PROPERTY = "platform.cds.role"
 
@@ -76,20 +80,23 @@ def prune(settings) -> list[Path]:
     return removed
 
 
+def trained(log_lines: list[str]) -> bool:
+    """The training job's log shows a committed batch with rows and a quarantine batch written:
+    every class of the read, validation, state store, file sink and quarantine paths is loaded."""
+    records = [json.loads(line) for line in log_lines if line.startswith("{")]
+    return (any(r.get("message") == "batch progress" and r.get("input_rows") for r in records)
+            and any(r.get("message") == "quarantine batch" and r.get("invalid_records") for r in records))
+
+
 def _wait_for_batches(log: Path, job: subprocess.Popen, timeout: float) -> None:
-    """Until both queries of the training job committed a batch with rows (every class of the
-    read, validation, state store and write paths is then loaded)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if job.poll() is not None:
             raise RuntimeError(f"CDS training job exited with {job.returncode} before its first batches")
-        lines = log.read_text().splitlines() if log.exists() else []
-        done = {r["query_name"] for r in map(json.loads, lines)
-                if r.get("message") == "batch progress" and r.get("input_rows")}
-        if len(done) >= 2:
+        if trained(log.read_text().splitlines() if log.exists() else []):
             return
         time.sleep(1)
-    raise RuntimeError(f"CDS training job committed no batch with rows within {timeout:.0f} s")
+    raise RuntimeError(f"CDS training job committed no batch with rows and quarantined nothing within {timeout:.0f} s")
 
 
 def _dump(role: str, path: Path) -> None:
@@ -125,6 +132,7 @@ def record(settings, master: str, timeout: float = 300.0) -> dict[str, Path]:
                 "USER_MASTER_PATH": str(root / "users"), "SPARK_EVENT_LOG_ENABLED": "false",
                 "SPARK_CDS_ENABLED": "false", **{f"TOPIC_{t.upper()}": name for t, name in topics.items()}})
             subprocess.run([sys.executable, "-m", "tools.generate_events", "--app-events", str(TRAINING_APP_EVENTS),
+                            "--malformed-rate", TRAINING_MALFORMED_RATE,
                             "--user-master-path", str(root / "users")],
                            cwd=PROJECT_ROOT, env=env, check=True, capture_output=True, timeout=timeout)
             conf = {f"spark.{role}.extraJavaOptions": f"-XX:+RecordDynamicDumpInfo -D{ROLE_PROPERTY}={role}"

@@ -143,7 +143,11 @@ def _processes_mentioning(text: str) -> list[psutil.Process]:
 
 def test_stop_leaves_nothing_and_restart_reuses_kraft_storage(stack, tmp_path):
     stack_dir = tmp_path / "stack"
-    first = _stack_cli(stack_dir, "up")
+    try:
+        first = _stack_cli(stack_dir, "up")
+    except subprocess.TimeoutExpired:
+        _stack_cli(stack_dir, "down")  # leave no private stack on the ports of the next test
+        raise
     assert first.returncode == 0, first.stdout + first.stderr
     pids = _pids(stack_dir)
     assert len(pids) == 5, "broker, master, two workers, History Server"
@@ -165,6 +169,15 @@ def test_stop_leaves_nothing_and_restart_reuses_kraft_storage(stack, tmp_path):
     finally:
         _stack_cli(stack_dir, "down")
     assert _processes_mentioning(str(stack_dir)) == []
+
+
+def test_stack_up_recorded_the_class_data_sharing_archives(stack):
+    """The session's `stack up` trained the jobs' CDS archives; a recording that fails only
+    warns (the jobs then start slower), so this is where a broken training shows."""
+    from tools import cds
+
+    settings = load_settings()
+    assert not settings.spark_cds_enabled or cds.missing(settings) == [], "see 'stack: class-data sharing:'"
 
 
 def test_start_fails_fast_naming_a_taken_port(tmp_path):

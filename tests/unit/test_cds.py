@@ -75,3 +75,18 @@ def test_starting_the_stack_says_how_many_archive_files_it_deleted(tmp_path, mon
     assert cds.ensure(settings).startswith("archives in place") and "deleted" not in cds.ensure(settings)
     assert sorted(p.name for p in settings.spark_cds_dir.iterdir()) == sorted(
         name for p in cds.cds_archives(settings).values() for name in (p.name, p.name + ".files.json"))
+
+
+def test_the_training_waits_for_a_batch_with_rows_and_a_quarantine_batch():
+    import json
+
+    def line(**record):
+        return json.dumps(record)
+
+    empty = line(message="batch progress", query_name="events_aggregated_realtime", input_rows=0)
+    rows = line(message="batch progress", query_name="events_aggregated_realtime", input_rows=400)
+    quarantined = line(message="quarantine batch", batch_id=0, invalid_records=20)
+    assert not cds.trained([empty, "a line of Spark's own"])
+    assert not cds.trained([empty, rows])
+    assert not cds.trained([quarantined])
+    assert cds.trained([empty, rows, "not json", quarantined])
