@@ -214,7 +214,8 @@ def _comparable(df, keys: list[str], cols: list[str]):
 
 
 def _same_output(job: str, project: Path, peer: Path) -> bool:
-    """Both wrote the same rows in every compared output (the synthetic input has no malformed record)."""
+    """Both wrote the same rows in every compared output (a malformed record is one that is not
+    JSON: the job quarantines it, the peer drops it)."""
     from utils import files
 
     for dataset, keys, cols in PEERS[job][1]:
@@ -225,11 +226,13 @@ def _same_output(job: str, project: Path, peer: Path) -> bool:
     return True
 
 
-def bench_peer(n: int, jobs: list[str] | None = None) -> dict:
+def bench_peer(n: int, jobs: list[str] | None = None, malformed_every: int = 0) -> dict:
     """Each job with a peer, then its peer, on the same preloaded topic of n records, on the idle
     cluster; the ratio project/peer of their throughput (wall time, start-up included on both
     sides), and of the executors' CPU time (from Spark's event log: steadier than the wall time
-    on a shared machine, and what a busier cluster would feel)."""
+    on a shared machine, and what a busier cluster would feel). With `malformed_every`, about one
+    record in that many is not JSON: every micro-batch then has some, and the job's quarantine
+    follower rereads each one's offsets (the peer drops them)."""
     from benchmarks.common import MASTER, event_log_conf, job_env, run_available_now
     from benchmarks.stages import executor_cpu_s
     from benchmarks.streaming import bench_topics
@@ -237,8 +240,8 @@ def bench_peer(n: int, jobs: list[str] | None = None) -> dict:
 
     jobs = jobs or list(PEERS)
     settings = load_settings()
-    names, _ = bench_topics(settings, n, sorted({PEERS[j][0] for j in jobs}))
-    out: dict = {"events": n}
+    names, _ = bench_topics(settings, n, sorted({PEERS[j][0] for j in jobs}), malformed_every=malformed_every)
+    out: dict = {"events": n, "malformed_every": malformed_every}
     with tempfile.TemporaryDirectory(prefix="bench-peer-") as tmp:
         for job in jobs:
             logs = {side: Path(tmp) / f"{job}-{side}-events" for side in ("project", "peer")}

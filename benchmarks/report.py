@@ -175,7 +175,10 @@ def md_peer(p: dict) -> list[str]:
                      "yes" if r["same_output"] else "NO"])
     return [f"**Price of correctness**: each job `--available-now` against its plain peer (benchmarks/peer.py: "
             f"from_json with the topic schema, no reasons, no quarantine; same windows, de-duplication and output) "
-            f"over the same {p['events']:,} synthetic records of the job's topic, one after the other on the idle "
+            f"over the same {p['events']:,} synthetic records of the job's topic"
+            + (f" (about one in {p['malformed_every']:,} not JSON: quarantined by the job, dropped by the peer)"
+               if p.get("malformed_every") else "")
+            + ", one after the other on the idle "
             "cluster; where a job's aggregation is a pure function of typed rows (sessions, CDC summary), the peer "
             "calls the same function; "
             "ratio = peer wall / project wall (above 1: the project is faster); CPU ratio = the same of the "
@@ -242,6 +245,7 @@ AREAS = {
     "sweep": ("Tuning sweep", md_sweep, "**Tuning sweep**"),
     "startup": ("Start-up and recovery", md_startup, "**Start-up**"),
     "peer": ("Price of correctness", md_peer, "**Price of correctness**"),
+    "peer_malformed": ("Price of correctness with malformed records", md_peer, "not JSON: quarantined by the job"),
     "batch": ("Batch jobs against DuckDB", md_batch, "**Batch**"),
     "backfill": ("Backfill", md_backfill, "**Hourly backfill**"),
     "small_files": ("Small files", md_small_files, "**Small files**"),

@@ -20,6 +20,8 @@ rewritten from the stored results (benchmarks/report.py).
   startup     spark-submit -> first committed batch phase by phase, and driver SIGKILL -> next
               committed batch under the orchestrator; each start-up lever against its absence
   peer        each job with a plain peer (benchmarks/peer.py) against it on the same topic
+  peer_malformed  the same on topics where about one record in --peer-malformed-every is not JSON
+              (each micro-batch has some: the quarantine's reread runs for every one)
   sweep       event_aggregation once per tuning setting (not in the default --only: ~15 min)
   batch       M events as enriched_events Parquet; each batch job's computation vs DuckDB doing
               the same on the same files; session start-up separately
@@ -84,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recovery-kills", type=int, default=2)
     parser.add_argument("--peer-events", type=int, default=1_000_000, help="records of each peer job's topic")
     parser.add_argument("--peer-jobs", default=",".join(PEERS), help=f"among {', '.join(PEERS)}")
+    parser.add_argument("--peer-malformed-every", type=int, default=10_000,
+                        help="peer_malformed: about one record in this many is not JSON")
     parser.add_argument("--only", default="generator,parsing,streaming,stages,sustained,latency,startup,peer,"
                                           "batch,backfill,small_files,storage",
                         help="areas, comma-separated")
@@ -105,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
              "startup": lambda: {"launch": bench_startup(args.startup_rounds),
                                  "recovery": bench_recovery(args.recovery_kills)},
              "peer": lambda: bench_peer(args.peer_events, args.peer_jobs.split(",")),
+             "peer_malformed": lambda: bench_peer(args.peer_events, args.peer_jobs.split(","),
+                                                  malformed_every=args.peer_malformed_every),
              "latency": lambda: [bench_latency(float(r), args.latency_seconds, args.latency_warmup)
                                  for r in args.latency_rates.split(",")],
              "batch": lambda: bench_batch(args.batch_events),

@@ -81,12 +81,15 @@ STREAMING = {"app_events": (_ceiling_json(X.APP_EVENTS_SPEC),
              "cdc_changes": (_ceiling_cdc_changes, ("cdc_transformation",))}
 
 
-def bench_topics(settings, n: int, topics: list[str], spark=None) -> tuple[dict[str, str], dict[str, float]]:
+def bench_topics(settings, n: int, topics: list[str], spark=None,
+                 malformed_every: int = 0) -> tuple[dict[str, str], dict[str, float]]:
     """Topic names with n synthetic records in each of `topics` (kept between runs), and the
     seconds each empty one took to fill (with `spark`, or a session of its own when one is
     needed). Every job gets all four topics (data_enrichment also lands external data: it must
-    exist, even empty)."""
-    names = {t: f"bench_{t}_{n}" for t in TOPICS}
+    exist, even empty). With `malformed_every`, about one record in that many is not JSON
+    (topics of their own)."""
+    suffix = f"_bad{malformed_every}" if malformed_every else ""
+    names = {t: f"bench_{t}_{n}{suffix}" for t in TOPICS}
     stack.ensure_topics(settings.kafka_bootstrap_servers, settings.kafka_topic_partitions,
                         names=list(names.values()))
     held = {t: records_in(settings.kafka_bootstrap_servers, names[t]) for t in topics}
@@ -101,7 +104,10 @@ def bench_topics(settings, n: int, topics: list[str], spark=None) -> tuple[dict[
 
     session = spark or create_spark_session("bench-preload", settings, master=MASTER)
     try:
-        return names, {t: preload(session, _synthetic(t)(session, n), names[t], settings) for t in empty}
+        from benchmarks.synthetic import with_unparseable
+
+        return names, {t: preload(session, with_unparseable(_synthetic(t)(session, n), malformed_every), names[t],
+                                  settings) for t in empty}
     finally:
         if spark is None:
             session.stop()

@@ -105,6 +105,17 @@ def as_kafka_records(events: DataFrame) -> DataFrame:
                        F.to_json(F.struct(*[F.col(c) for c in body.columns])).alias("value"))
 
 
+def with_unparseable(records: DataFrame, every: int) -> DataFrame:
+    """About one value in `every` (by a hash of it, so spread over the topic and every
+    micro-batch) replaced by a text that is not JSON: a malformed record that the jobs quarantine
+    and a plain `from_json` reader drops, so both still write the same rows."""
+    if not every:
+        return records
+    bad = F.abs(F.xxhash64("value")) % every == 0
+    return records.withColumn("value", F.when(F.col("value").isNotNull() & bad,
+                                              F.concat(F.lit("not json: "), F.col("value"))).otherwise(F.col("value")))
+
+
 def as_enriched(events: DataFrame) -> DataFrame:
     """The enriched_events layout the batch jobs read."""
     return events.select(

@@ -56,3 +56,21 @@ def test_an_unknown_name_exits_2_naming_the_option_before_the_stack_starts(optio
     with pytest.raises(SystemExit) as exit_:
         run.main([option, "nope"])
     assert exit_.value.code == 2 and f"{option}: unknown nope" in capsys.readouterr().err
+
+
+def test_the_malformed_variant_spreads_unparseable_values_and_keeps_tombstones(spark):
+    """peer_malformed's topics: about one value in `every` is not JSON (the job quarantines it,
+    the peer's from_json reads it as null and drops it); a null value (a CDC tombstone) stays."""
+    from pyspark.sql import functions as F
+
+    from benchmarks import synthetic as S
+
+    records = S.as_kafka_records(S.app_events(spark, 20_000, partitions=2)).union(
+        spark.createDataFrame([("k", None)], "key string, value string"))
+    out = S.with_unparseable(records, 100).withColumn(
+        "parsed", F.from_json("value", "event_id string, user_id string")).cache()
+    bad = out.where(F.col("value").startswith("not json: "))
+    assert 100 <= bad.count() <= 300  # 200 expected; hashed, so spread and not exact
+    assert bad.where(F.col("parsed.event_id").isNotNull() | F.col("parsed.user_id").isNotNull()).count() == 0
+    assert out.where(F.col("value").isNull()).count() == 1
+    assert out.count() == 20_001 and S.with_unparseable(records, 0) is records
