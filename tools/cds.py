@@ -96,7 +96,8 @@ def _wait_for_batches(log: Path, job: subprocess.Popen, timeout: float) -> None:
         if trained(log.read_text().splitlines() if log.exists() else []):
             return
         time.sleep(1)
-    raise RuntimeError(f"CDS training job committed no batch with rows and quarantined nothing within {timeout:.0f} s")
+    raise RuntimeError(f"CDS training job did not both commit a batch with rows and quarantine its malformed "
+                       f"records within {timeout:.0f} s")
 
 
 def _dump(role: str, path: Path) -> None:

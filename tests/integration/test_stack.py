@@ -143,11 +143,12 @@ def _processes_mentioning(text: str) -> list[psutil.Process]:
 
 def test_stop_leaves_nothing_and_restart_reuses_kraft_storage(stack, tmp_path):
     stack_dir = tmp_path / "stack"
+    first = None
     try:
         first = _stack_cli(stack_dir, "up")
-    except subprocess.TimeoutExpired:
-        _stack_cli(stack_dir, "down")  # leave no private stack on the ports of the next test
-        raise
+    finally:
+        if first is None or first.returncode != 0:
+            _stack_cli(stack_dir, "down")  # a failed or timed-out start leaves nothing on the next test's ports
     assert first.returncode == 0, first.stdout + first.stderr
     pids = _pids(stack_dir)
     assert len(pids) == 5, "broker, master, two workers, History Server"
